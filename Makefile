@@ -1,0 +1,43 @@
+# SafeLadder in JAX. The README's two commands: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+REQS := requirements/core.txt requirements/test.txt requirements/tf.txt requirements/tf-nodeps.txt
+WORKDIR ?= /tmp/safeladder_demo
+
+.PHONY: setup demo test test-all bench lint clean
+
+setup: $(STAMP)
+
+# The TensorFlow group goes last: tensorflow-text and seqio ask for the `tensorflow`
+# distribution, which tensorflow-cpu serves, so they are installed with --no-deps.
+$(STAMP): $(REQS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -r requirements/core.txt -r requirements/test.txt
+	$(PY) -m pip install -r requirements/tf.txt
+	$(PY) -m pip install --no-deps -r requirements/tf-nodeps.txt
+	touch $(STAMP)
+
+demo: setup
+	$(PY) -m launch.main --config=configs/safeladder.py:runlocal --workdir=$(WORKDIR)
+
+test: setup
+	$(PY) -m pytest -n 2 tests
+
+# Includes the checks marked `slow` (each covered in the default run by a faster one).
+test-all: setup
+	$(PY) -m pytest -n 2 -m "slow or not slow" tests
+
+bench: setup
+	@for b in benchmarks/*.py; do \
+	  case $$b in */__init__.py) continue;; esac; \
+	  echo "== $$b"; $(PY) -m benchmarks.$$(basename $$b .py) || exit 1; \
+	done
+
+lint: setup
+	$(PY) -m pytest -q tests/test_layers.py
+
+clean:
+	rm -rf $(VENV)

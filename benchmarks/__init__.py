@@ -1,0 +1,1 @@
+"""Programs that measure speed and memory and print JSON (`make bench`)."""
