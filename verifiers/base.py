@@ -50,7 +50,10 @@ class Verifier(Protocol):
 def select(rollout: rewards.Rollout, indices: Sequence[int] | np.ndarray) -> rewards.Rollout:
   """The sub-rollout of the responses at `indices` (int [M]), in that order."""
   indices = np.asarray(indices, np.int64)
-  pick = lambda seq: [seq[i] for i in indices]  # noqa: E731
+
+  def pick(seq):
+    return [seq[i] for i in indices]
+
   return rewards.Rollout(
       questions=pick(rollout.questions), responses=pick(rollout.responses),
       labels=pick(rollout.labels), golds=pick(rollout.golds), metas=pick(rollout.metas),

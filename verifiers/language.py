@@ -40,7 +40,7 @@ _PATTERNS["cjk"] = re.compile(f"[{_CJK}]")
 SCRIPTS = tuple(_PATTERNS)
 
 _NOT_PROSE = re.compile(
-    r"```.*?```|`[^`]*`|\$\$.*?\$\$|\$[^$]*\$|\\\(.*?\\\)|\\\[.*?\\\]|\\[A-Za-z]+"
+    r"```.*?```|`[^`]*`|\$\$.*?\$\$|\$[^$\n]*\$|\\\(.*?\\\)|\\\[.*?\\\]|\\[A-Za-z]+"
     r"|https?://\S+|www\.\S+",
     re.DOTALL)
 

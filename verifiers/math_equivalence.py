@@ -24,6 +24,7 @@ mixed numbers (`1\\frac12`), matrices written in text, and answers in words ("th
 from __future__ import annotations
 
 import fractions
+import functools
 import re
 import threading
 
@@ -31,7 +32,8 @@ _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _UNWRAP = re.compile(r"\\(?:text|mathrm|textbf|mathbf|textit|mbox)\s*\{([^{}]*)\}")
 _THOUSANDS = re.compile(r"(?<=\d)(?:,|\{,\}|\\,|\\ |\\;|\\:)(?=\d{3}(?!\d))")
 _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
-_FRAC = re.compile(rf"\\frac\{{({_NUMBER})\}}\{{({_NUMBER})\}}|\\frac(\d)(\d)|({_NUMBER})/({_NUMBER})")
+_FRAC = re.compile(
+    rf"\\frac\{{({_NUMBER})\}}\{{({_NUMBER})\}}|\\frac(\d)(\d)|({_NUMBER})/({_NUMBER})")
 _CHOICE = re.compile(r"\(?([A-Za-z])\)?\.?")
 
 
@@ -107,18 +109,25 @@ def _numbers_match(pred: tuple[fractions.Fraction, bool], gold: tuple[fractions.
   return plain in (percent, percent / 100)
 
 
+@functools.lru_cache(maxsize=4096)  # A group's G responses share a gold and often an answer.
+def _parse_latex(latex: str, timeout: int | None) -> tuple[object, ...]:
+  import math_verify  # Imported here: it takes most of a second and few runs need it.
+
+  return tuple(math_verify.parse(f"${latex}$", parsing_timeout=timeout))
+
+
 def _symbolic_match(pred: str, gold: str, timeout_s: int) -> bool | None:
   """math-verify's verdict, or None where either side does not parse."""
-  import math_verify  # Imported here: it takes most of a second and few runs need it.
+  import math_verify
 
   # math-verify's timeout uses signal.alarm, which only the main thread may set.
   timeout = timeout_s if threading.current_thread() is threading.main_thread() else None
   try:
-    gold_parsed = math_verify.parse(f"${gold}$", parsing_timeout=timeout)
-    pred_parsed = math_verify.parse(f"${pred}$", parsing_timeout=timeout)
+    gold_parsed, pred_parsed = _parse_latex(gold, timeout), _parse_latex(pred, timeout)
     if not gold_parsed or not pred_parsed:
       return None
-    return bool(math_verify.verify(gold_parsed, pred_parsed, timeout_seconds=timeout))
+    return bool(math_verify.verify(list(gold_parsed), list(pred_parsed),
+                                   timeout_seconds=timeout))
   except Exception:  # noqa: BLE001 - any parser failure means "could not decide".
     return None
 

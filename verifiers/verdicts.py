@@ -128,6 +128,10 @@ def score_verdicts(score_map: ScoreMap, token_probs_nv: np.ndarray,
 
   Returns:
     float32 scores [N] and bool failed [N].
+
+  Raises:
+    ValueError: on a shape other than [N, V], a negative value, or a row summing above 1
+      (logits or log-probabilities passed by mistake).
   """
   probs = np.asarray(token_probs_nv, np.float64)
   num_verdicts = len(score_map.verdicts)

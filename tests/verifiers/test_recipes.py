@@ -194,3 +194,11 @@ def test_a_verifier_returning_the_wrong_count_fails():
                                       recipes.DEFAULT_FALLBACK_SCORES)
   with pytest.raises(ValueError, match="'knowledge' returned 1 scores for 2"):
     reward_fn(_rollout())
+
+
+def test_an_empty_rollout_gives_empty_outputs_without_calling_verifiers():
+  fakes = _fakes()
+  out = recipes.build_reward_fn(_authors(), fakes, recipes.DEFAULT_FALLBACK_SCORES)(
+      make_rollout([]))
+  assert out.total.shape == (0,) and all(v.shape == (0,) for v in out.scores.values())
+  assert all(not f.calls for f in fakes.values())
