@@ -13,7 +13,7 @@ import dataclasses
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 _WORD = re.compile(r"\w+(?:['’-]\w+)*")
 _BULLET = re.compile(r"^[ \t]*[*\-•][ \t]+\S", re.MULTILINE)
@@ -192,7 +192,7 @@ class InstructionConfig:
   """
 
   MODES: ClassVar[tuple[str, ...]] = ("fraction", "all")
-  mode: str = "fraction"
+  mode: Literal["fraction", "all"] = "fraction"
 
   def __post_init__(self):
     if self.mode not in self.MODES:

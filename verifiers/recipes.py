@@ -2,7 +2,7 @@
 
 Every prompt's label picks a recipe, a list of (verifier name, weight). The reward of a
 response is R = r_format + Σ_(verifier, weight) in recipe[label] weight · score; a label
-without a recipe gets r_format only. Recipes are config data:
+without a recipe gets r_format only. Recipes are config data (`RewardConfig`):
 
     {'recipes': {'safety': {'safety': 1.0}, 'knowledge': {'knowledge': 1.0, ...}, ...},
      'format': {'open_tag_in_prompt': False, 'zero_if_truncated': True},
@@ -24,6 +24,7 @@ import numpy as np
 from absl import logging
 
 from rl import rewards
+from safework.infra import config as infra_config
 from verifiers import base
 from verifiers import rules
 from verifiers import verdicts
@@ -90,6 +91,21 @@ class Recipe:
 
 
 @dataclasses.dataclass(frozen=True)
+class RewardConfig:
+  """The reward slice of an experiment config, as written (see the module docstring).
+
+  Attributes:
+    recipes: label -> {verifier name: weight}.
+    format: the format reward's settings.
+    format_gates: whether r_format = 0 withholds the verifier reward.
+  """
+
+  recipes: dict[str, dict[str, float]]
+  format: rules.FormatConfig = rules.FormatConfig()
+  format_gates: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class RewardRecipes:
   """All recipes plus the format reward's settings (see the module docstring)."""
 
@@ -118,32 +134,19 @@ class RewardRecipes:
                        f"{sorted(available)}")
 
   @classmethod
-  def from_config(cls, config: Any, known_verifiers: Collection[str] | None = None
-                  ) -> RewardRecipes:
-    """Validated recipes from a dict or ml_collections ConfigDict of the module's form."""
-    config = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-    unknown = sorted(set(config) - {"recipes", "format", "format_gates"})
-    if unknown:
-      raise ValueError(f"reward config: unknown fields {unknown}; it takes 'recipes', "
-                       f"'format', 'format_gates'")
-    if "recipes" not in config or not isinstance(config["recipes"], Mapping):
-      raise ValueError("reward config: `recipes` must be a dict label -> {verifier: weight}")
-    recipes = []
-    for label, terms in config["recipes"].items():
-      if not isinstance(terms, Mapping):
-        raise ValueError(f"reward config: recipe {label!r} must be a dict verifier -> weight, "
-                         f"got {terms!r}")
-      recipes.append(Recipe(label, tuple(terms.items())))
-    format_fields = {f.name for f in dataclasses.fields(rules.FormatConfig)}
-    format_config = dict(config.get("format", {}))
-    bad = sorted(set(format_config) - format_fields)
-    if bad:
-      raise ValueError(f"reward config: unknown `format` fields {bad}; it takes "
-                       f"{sorted(format_fields)}")
-    gates = config.get("format_gates", False)
-    if not isinstance(gates, bool):
-      raise ValueError(f"reward config: `format_gates` must be a bool, got {gates!r}")
-    result = cls(tuple(recipes), rules.FormatConfig(**format_config), gates)
+  def from_config(cls, config: Any, known_verifiers: Collection[str] | None = None,
+                  path: str = "reward") -> RewardRecipes:
+    """Validated recipes from a dict or ConfigDict of `RewardConfig`'s form.
+
+    Args:
+      config: the reward slice of the experiment config.
+      known_verifiers: if given, recipes naming any other verifier fail.
+      path: the slice's dotted path, for error messages.
+    """
+    parsed = infra_config.from_config(RewardConfig, config, path)
+    result = cls(tuple(Recipe(label, tuple(terms.items()))
+                       for label, terms in parsed.recipes.items()),
+                 parsed.format, parsed.format_gates)
     if known_verifiers is not None:
       result.check_verifiers(known_verifiers)
     return result

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -105,7 +105,7 @@ class ScoringConfig:
   """
 
   MODES: ClassVar[tuple[str, ...]] = ("expected", "argmax")
-  mode: str = "expected"
+  mode: Literal["expected", "argmax"] = "expected"
   min_mass: float = 1e-6
 
   def __post_init__(self):
