@@ -2,6 +2,7 @@
 
 import ast
 import pathlib
+import sys
 
 import pytest
 
@@ -70,7 +71,7 @@ def test_checker_catches_an_upward_import(tmp_path, monkeypatch):
   fake_root = tmp_path
   (fake_root / "models").mkdir()
   (fake_root / "models" / "bad.py").write_text("from rl import losses\nimport numpy\n")
-  monkeypatch.setattr(__import__(__name__), "ROOT", fake_root)
+  monkeypatch.setattr(sys.modules[__name__], "ROOT", fake_root)
   assert _violations("models") == [
       "models/bad.py:1 imports rl ("
       "models may import ['safework.infra'])"]
