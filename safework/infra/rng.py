@@ -77,6 +77,8 @@ def split_named(key: jax.Array, names: Iterable[str]) -> dict[str, jax.Array]:
     ValueError: a repeated name, or two names with the same CRC-32 (they would share a
       stream).
   """
+  if isinstance(names, str):
+    raise ValueError(f"split_named takes a sequence of names, got the str {names!r}")
   keys: dict[str, jax.Array] = {}
   codes: dict[int, str] = {}
   for name in names:

@@ -88,6 +88,8 @@ def test_bad_inputs_are_named():
     rng.step_key(rng.root_key(0), -2)
   with pytest.raises(ValueError, match="'a' twice"):
     rng.split_named(rng.root_key(0), ["a", "b", "a"])
+  with pytest.raises(ValueError, match="sequence of names, got the str 'sampling'"):
+    rng.split_named(rng.root_key(0), "sampling")
   with pytest.raises(ValueError, match="non-empty str"):
     rng.split_named(rng.root_key(0), [""])
   # A known CRC-32 collision: both names would get the same stream.
