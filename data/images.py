@@ -9,6 +9,7 @@ float32, normalisation in float32, patches in merge-block-major order.
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 import os
 import pathlib
@@ -173,18 +174,14 @@ def _patchify(pixels_hwc: np.ndarray, settings: ImageSettings) -> np.ndarray:
   return np.ascontiguousarray(grid.reshape(blocks_h * blocks_w * m * m, settings.patch_dim))
 
 
-def load_image(path: str | os.PathLike[str]) -> np.ndarray:
-  """Reads an image file as uint8 [height, width, 3] RGB.
+def decode_image(data: bytes, source: str = "<bytes>") -> np.ndarray:
+  """Decodes encoded image bytes (PNG, JPEG, ...) as uint8 [height, width, 3] RGB.
 
   Greyscale and palette images become RGB; transparency is composited onto white, as
-  transformers' `convert_to_rgb` does. A missing or undecodable file raises ValueError
-  (FileNotFoundError when missing) naming the path.
+  transformers' `convert_to_rgb` does. Undecodable bytes raise ValueError naming `source`.
   """
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise FileNotFoundError(f"image file {path} does not exist")
   try:
-    with PIL.Image.open(path) as img:
+    with PIL.Image.open(io.BytesIO(data)) as img:
       img.load()
       if "A" in img.getbands() or img.info.get("transparency") is not None:
         rgba = img.convert("RGBA")
@@ -193,8 +190,17 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
       else:
         rgb = img.convert("RGB")
   except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError) as e:
-    raise ValueError(f"image file {path} cannot be decoded: {e}") from e
+    raise ValueError(f"image {source} cannot be decoded: {e}") from e
   array = np.asarray(rgb, dtype=np.uint8)
   if array.size == 0:
-    raise ValueError(f"image file {path} has zero size")
+    raise ValueError(f"image {source} has zero size")
   return array
+
+
+def load_image(path: str | os.PathLike[str]) -> np.ndarray:
+  """Reads an image file as uint8 [height, width, 3] RGB (see `decode_image`); a missing
+  file raises FileNotFoundError and an undecodable one ValueError, both naming the path."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"image file {path} does not exist")
+  return decode_image(path.read_bytes(), source=f"file {path}")

@@ -1,6 +1,8 @@
 """Tests of data/images.py against transformers' Qwen2-VL image processor (PIL backend,
 which Qwen2.5-VL's processor uses), plus a hand-built patch-order check and bad input."""
 
+import io
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -111,6 +113,16 @@ def test_load_image_converts_like_transformers(tmp_path):
       want = image_transforms.convert_to_rgb(reopened, return_numpy=True)
     assert got.dtype == np.uint8 and got.shape == (9, 13, 3)
     np.testing.assert_array_equal(got, want)
+
+
+def test_decode_image_reads_encoded_bytes():
+  rng = np.random.default_rng(2)
+  rgb = rng.integers(0, 256, (6, 4, 3), dtype=np.uint8)
+  out = io.BytesIO()
+  PIL.Image.fromarray(rgb).save(out, format="PNG")
+  np.testing.assert_array_equal(images.decode_image(out.getvalue()), rgb)
+  with pytest.raises(ValueError, match="column x"):
+    images.decode_image(b"junk", source="column x")
 
 
 def test_load_image_errors_name_the_file(tmp_path):
