@@ -19,9 +19,10 @@ Usage:
 
 Guarantees (each is tested):
   - A run never loses a finished checkpoint. Orbax writes a step under a temporary name
-    (`<N>.orbax-checkpoint-tmp-*`, or without `commit_success.txt` on GCS) and renames it
-    when complete, so a save killed midway is never listed; leftovers are removed when a
-    `Checkpointer` opens the directory. Old steps are pruned here, not by orbax, and only
+    (`<N>.orbax-checkpoint-tmp*`) and renames it when complete (on GCS it writes in place
+    and commits with a final `commit_success.txt`), so a save killed midway is never
+    listed; leftovers are removed, in the background, when a `Checkpointer` opens the
+    directory. Old steps are pruned here, not by orbax, and only
     among finished steps after the newest save has finished: the newest finished step is
     never deleted, not even when a later save fails.
   - Restored arrays equal the saved ones bitwise, with their dtypes (bf16, int32, uint32),
