@@ -118,10 +118,12 @@ class SentencePieceTokenizer:
 
   MODEL_FILE = "tokenizer.model"
 
-  def __init__(self, model_proto: bytes, source: str = "<memory>"):
+  def __init__(self, model_proto: bytes, path: pathlib.Path | None = None):
     self._sp = spm.SentencePieceProcessor(model_proto=model_proto)
     self.model_proto = model_proto
-    self.special = SpecialIds.lookup(self._lookup, source)
+    # The model file (e.g. for seqio.SentencePieceVocabulary); None when built in memory.
+    self.path = path
+    self.special = SpecialIds.lookup(self._lookup, str(path or "<memory>"))
     self._special_ids = self.special.all()
 
   @classmethod
@@ -130,7 +132,7 @@ class SentencePieceTokenizer:
     path = pathlib.Path(path)
     if not path.is_file():
       raise FileNotFoundError(f"SentencePiece model {path} does not exist")
-    return cls(path.read_bytes(), source=str(path))
+    return cls(path.read_bytes(), path=path)
 
   def _lookup(self, token: str) -> int | None:
     i = self._sp.piece_to_id(token)
@@ -210,7 +212,7 @@ def train_sentencepiece(texts: Iterable[str], vocab_size: int,
   model_dir.mkdir(parents=True, exist_ok=True)
   path = model_dir / SentencePieceTokenizer.MODEL_FILE
   path.write_bytes(model.getvalue())
-  return SentencePieceTokenizer(model.getvalue(), source=str(path))
+  return SentencePieceTokenizer(model.getvalue(), path=path)
 
 
 class HFTokenizer:

@@ -18,8 +18,8 @@ def qwen_vl_template(mark_generation: bool = False) -> str:
   """The published Qwen2-VL / Qwen2.5-VL chat-template format as jinja (no video, no
   picture numbering). With `mark_generation`, assistant content and its <|im_end|> sit in
   a generation block so transformers can return the assistant-token mask."""
-  open_gen, close_gen = ("{% generation %}", "{% endgeneration %}") if mark_generation else ("",
-                                                                                              "")
+  open_gen = "{% generation %}" if mark_generation else ""
+  close_gen = "{% endgeneration %}" if mark_generation else ""
   return (
       "{% for message in messages %}"
       "{% if loop.first and message['role'] != 'system' %}"
@@ -184,7 +184,8 @@ def test_encode_example(tokenizers):
       [*turns, chat.Turn("assistant", ex.response)], hf_tok).ids.tolist()
   with_system = chat.encode_example(
       example_lib.Example(uid="w2", label="safety", question="q", system="Be safe."), hf_tok, [])
-  assert hf_tok.decode(with_system.ids.tolist()).startswith("<|im_start|>system\nBe safe.<|im_end|>")
+  assert hf_tok.decode(with_system.ids.tolist()).startswith(
+      "<|im_start|>system\nBe safe.<|im_end|>")
 
 
 def test_clear_errors(tokenizers):

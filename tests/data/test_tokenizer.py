@@ -105,7 +105,8 @@ def test_sentencepiece_splits_digits(sp_tok):
 def test_sentencepiece_is_deterministic_and_loads_from_file(sp_tok, tmp_path):
   again = tok_lib.train_sentencepiece(world_like_texts(500), 600, tmp_path)
   assert again.model_proto == sp_tok.model_proto
-  loaded = tok_lib.SentencePieceTokenizer.from_file(tmp_path / "tokenizer.model")
+  assert again.path == tmp_path / "tokenizer.model"
+  loaded = tok_lib.SentencePieceTokenizer.from_file(again.path)
   assert loaded.vocab_size == sp_tok.vocab_size <= 600
   assert loaded.special == sp_tok.special
   text = world_like_texts(1, seed=3)[0]
