@@ -162,8 +162,8 @@ class SentencePieceTokenizer:
     return self._sp.id_to_piece(_check_ids([token_id], self.vocab_size)[0])
 
 
-# Every special token, and the newline, is one fixed piece: pieces then never span a
-# newline, so the chat template may tokenize its turns piecewise with the same result.
+# Every special token, and the newline, is one fixed piece: no piece spans a newline, so
+# text split at newlines encodes to the same ids as the whole, and training lines suffice.
 _USER_SYMBOLS = (*special_tokens.ALL, "\n")
 _BYTE_PIECES = 256  # byte_fallback adds <0x00>..<0xFF>.
 
