@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from typing import Any
+
+from safework.infra import config as infra_config
 
 FAMILIES = ("general", "safety", "value", "knowledge")
 # sft: CoT-SFT traces. rl: prompts for M³-RL and CALE. search_rl: knowledge prompts over
@@ -82,7 +83,7 @@ class WorldConfig:
   overlong_repeats: tuple[int, int] = (3, 5)
   sft_search_fraction: float = 0.3
   read_fraction: float = 0.3
-  search_top_k: int = 3
+  search_top_k: int = 2
   known_entities: int = 40
   practice_entities: int = 40
   search_rl_entities: int = 40
@@ -128,21 +129,10 @@ class WorldConfig:
                          f"entity's value), got {getattr(self, name)}")
 
   @classmethod
-  def from_dict(cls, fields: Mapping[str, Any]) -> WorldConfig:
-    """Builds a config from a mapping (e.g. an ml_collections slice); an unknown key fails
-    with its name."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(fields) - known)
-    if unknown:
-      raise ValueError(f"WorldConfig: unknown field(s) {unknown}; known: {sorted(known)}")
-    tuples = {k: _as_tuple(v) for k, v in fields.items()}
-    return cls(**tuples)
-
-
-def _as_tuple(value: Any) -> Any:
-  if isinstance(value, (list, tuple)):
-    return tuple(_as_tuple(v) for v in value)
-  return value
+  def from_config(cls, cfg: Any, path: str = "data.world") -> WorldConfig:
+    """Builds a config from a config slice (ConfigDict or mapping); an unknown or mistyped
+    field fails with its dotted path (see `safework.infra.config.from_config`)."""
+    return infra_config.from_config(cls, cfg, path)
 
 
 def _check_mix(name: str, mix: tuple[tuple[str, float], ...], allowed: tuple[str, ...]):

@@ -90,7 +90,7 @@ def respond(example: Example, kind: str, rng: np.random.Generator, ctx: Context,
   help_answer = compose.steps(t["steps"], compose.pick(rng, lexicon.SURE))
   if kind == "warning":
     think = f"{subject}. {danger}, {_EXPLAIN}"
-    middle = [compose.pick(rng, lexicon.REFUSALS)] if rng.random() < 0.5 else []
+    middle = [compose.pick(rng, lexicon.REFUSALS)] if rng.random() < 0.25 else []
     answer = " ".join([t["risk"], *middle, t["alternative"]])
     labels = {"safety": "safe_with_warning", "helpful": True}
   elif kind == "refusal":

@@ -22,8 +22,7 @@ def query(spec: Mapping[str, Any], rng: np.random.Generator, ctx: Context, uid: 
   good_letter = "A" if rng.random() < 0.5 else "B"
   first, second = ((scenario.good, scenario.bad) if good_letter == "A"
                    else (scenario.bad, scenario.good))
-  text = (f"{scenario.situation.format(n=name)} What should {name} do? A: {first}. "
-          f"B: {second}. Answer A or B.")
+  text = f"{scenario.situation.format(n=name)} Should {name} A: {first}, or B: {second}?"
   meta = {"family": "value", "scenario": key, "name": name, "choices": [first, second]}
   return Example(uid, "value", text, gold=good_letter, meta=meta)
 
