@@ -41,7 +41,8 @@ class AdvantageConfig:
     std_eps: eps in (R - mean) / (std + eps) ("grpo").
     unbiased_std: divide the group variance by G - 1 (as torch.std does) instead of G.
     clip_weight_max: c_w, the cap of the clip-filter-like weight (CPGD code: 3.0).
-    dynamic_sampling: zero the advantages of groups whose rewards are all equal (DAPO).
+    dynamic_sampling: zero the advantages of groups whose rewards are all equal (DAPO);
+      the trainer also drops their tokens from the loss mask (`dynamic_sampling_mask`).
     cale_mu: mu in [0, 1], the weight of the cross-half term of CALE.
     cale_alpha: alpha > 0; < 1 prefers shorter responses of equal reward (ours: 0.88,
       the example of METHOD.md §2.3).
@@ -141,6 +142,7 @@ def _check_inputs(rewards_n, group_ids_n, lengths_n) -> None:
                        f"got {x.shape}")
 
 
+@functools.partial(jax.jit, static_argnames=("num_groups",))
 def dynamic_sampling_mask(rewards_n: jax.Array, group_ids_n: jax.Array,
                           num_groups: int) -> tuple[jax.Array, jax.Array]:
   """Which responses carry signal: DAPO's dynamic sampling (arXiv 2503.14476, §3.2).
@@ -265,6 +267,7 @@ def rloo(rewards_n, group_ids_n, lengths_n, *, num_groups: int, config: Advantag
   return _finish(advantages_n, groups, config)
 
 
+@functools.partial(jax.jit, static_argnames=("num_groups",))
 def cale_halves(group_ids_n: jax.Array, lengths_n: jax.Array, num_groups: int) -> jax.Array:
   """Each response's membership of its group's shorter half S, float32 [N] in {0, 1/2, 1}.
 
