@@ -1,0 +1,24 @@
+"""A tiny world and a SentencePiece tokenizer trained on it, shared by the data tests."""
+
+import functools
+import tempfile
+
+from data.tokenizer import SentencePieceTokenizer, train_sentencepiece
+from data.world import World, WorldConfig
+
+TINY_CONFIG = WorldConfig(seed=11, sft_examples=160, rl_examples=48, search_rl_examples=12,
+                          eval_examples=48, judge_train_examples=64, judge_eval_examples=24,
+                          known_entities=6, practice_entities=6, search_rl_entities=3,
+                          search_eval_entities=3, distractor_entities=6)
+VOCAB_SIZE = 400
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_world() -> World:
+  return World(TINY_CONFIG)
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_tokenizer() -> SentencePieceTokenizer:
+  model_dir = tempfile.mkdtemp(prefix="tiny_world_spm_")
+  return train_sentencepiece(tiny_world().text_corpus(), VOCAB_SIZE, model_dir)
