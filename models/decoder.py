@@ -59,17 +59,13 @@ class Attention(nn.Module):
   @nn.compact
   def __call__(self, x_btd, cos_bth, sin_bth, mask_bts, kv_cache, lengths_b):
     cfg = self.config
-    dense = functools.partial(nn.DenseGeneral, axis=-1, dtype=self.dtype,
-                              param_dtype=self.param_dtype)
-    q = dense((cfg.num_attention_heads, cfg.head_dim),
-              kernel_init=layers.dense_init(("embed", "heads", "head_dim")),
-              bias_init=layers.zeros_init(("heads", "head_dim")), name="q_proj")(x_btd)
-    k = dense((cfg.num_key_value_heads, cfg.head_dim),
-              kernel_init=layers.dense_init(("embed", "kv_heads", "head_dim")),
-              bias_init=layers.zeros_init(("kv_heads", "head_dim")), name="k_proj")(x_btd)
-    v = dense((cfg.num_key_value_heads, cfg.head_dim),
-              kernel_init=layers.dense_init(("embed", "kv_heads", "head_dim")),
-              bias_init=layers.zeros_init(("kv_heads", "head_dim")), name="v_proj")(x_btd)
+    dense = functools.partial(layers.Linear, dtype=self.dtype, param_dtype=self.param_dtype)
+    q = dense((cfg.num_attention_heads, cfg.head_dim), ("embed", "heads", "head_dim"),
+              name="q_proj")(x_btd)
+    k = dense((cfg.num_key_value_heads, cfg.head_dim), ("embed", "kv_heads", "head_dim"),
+              name="k_proj")(x_btd)
+    v = dense((cfg.num_key_value_heads, cfg.head_dim), ("embed", "kv_heads", "head_dim"),
+              name="v_proj")(x_btd)
     q = layers.apply_rotary(q, cos_bth, sin_bth)
     k = layers.apply_rotary(k, cos_bth, sin_bth)
     if kv_cache is not None:
@@ -79,10 +75,8 @@ class Attention(nn.Module):
       v = write(v_cache, v.astype(v_cache.dtype), lengths_b)
       kv_cache = (k, v)
     out = layers.attention(q, k, v, mask_bts, self.dtype)
-    out = nn.DenseGeneral(cfg.hidden_size, axis=(-2, -1), use_bias=False, dtype=self.dtype,
-                          param_dtype=self.param_dtype,
-                          kernel_init=layers.dense_init(("heads", "head_dim", "embed")),
-                          name="o_proj")(out)
+    out = dense((cfg.hidden_size,), ("heads", "head_dim", "embed"), in_axes=2, use_bias=False,
+                name="o_proj")(out)
     return out, kv_cache
 
 

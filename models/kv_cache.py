@@ -12,6 +12,11 @@ slots lengths[b] .. lengths[b] + T - 1 and, because chunks are right-padded, len
 advance by the chunk's number of valid tokens. Padding written past that point is
 never attended (the mask is `slot <= lengths[b] + t`) and is overwritten by the next
 chunk. Row operations (fork for G samples, select for beams) are gathers on axis 1.
+
+A chunk is written with a per-row dynamic-update-slice, which clamps a write that would
+run past the last slot (and so shifts it onto valid slots). Writers keep every row's
+`lengths[b] + T <= S`: the sampler keeps one spare slot for single-token steps of rows that
+are done, and gives a longer chunk room with `pad_slots` before and `trim_slots` after.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec
+
+from models.config import ModelConfig
 
 LOGICAL_AXES = ("layers", "batch", "cache_length", "kv_heads", "head_dim")
 
@@ -45,6 +52,13 @@ class KVCache:
     shape = (num_layers, batch, max_length, num_kv_heads, head_dim)
     return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype), jnp.zeros((batch,), jnp.int32))
 
+  @classmethod
+  def for_model(cls, config: ModelConfig, batch: int, max_length: int) -> KVCache:
+    """An empty cache of `max_length` slots for the decoder of `config`, in its compute dtype."""
+    text = config.text
+    return cls.zeros(text.num_hidden_layers, batch, max_length, text.num_key_value_heads,
+                     text.head_dim, config.compute_dtype)
+
   @staticmethod
   def logical_spec() -> KVCache:
     """Logical PartitionSpecs with the same structure, for `logical_to_mesh_spec`."""
@@ -59,3 +73,12 @@ class KVCache:
   def repeat_rows(self, times: int) -> KVCache:
     """Each row repeated `times` times, consecutively: row b becomes rows b*G .. b*G+G-1."""
     return self.take_rows(jnp.asarray(np.repeat(np.arange(self.batch_size), times)))
+
+  def pad_slots(self, extra: int) -> KVCache:
+    """The same cache with `extra` empty slots appended (S -> S + extra); lengths unchanged."""
+    widths = ((0, 0), (0, 0), (0, extra), (0, 0), (0, 0))
+    return KVCache(jnp.pad(self.k, widths), jnp.pad(self.v, widths), self.lengths)
+
+  def trim_slots(self, max_length: int) -> KVCache:
+    """The first `max_length` slots; the caller guarantees no row is longer."""
+    return KVCache(self.k[:, :, :max_length], self.v[:, :, :max_length], self.lengths)

@@ -24,6 +24,35 @@ def zeros_init(names: Sequence[str | None]) -> nn.initializers.Initializer:
   return nn.with_logical_partitioning(nn.initializers.zeros_init(), tuple(names))
 
 
+class Linear(nn.Module):
+  """x @ W (+ b) contracting the last `in_axes` dims of x into `features`.
+
+  Like nn.DenseGeneral, but the kernel is created in its full shape, so its logical
+  partitioning is valid at every rank (flax's version initialises a flattened kernel,
+  whose constraint fails when a mesh is active).
+  """
+
+  features: tuple[int, ...]
+  names: tuple[str | None, ...]  # Logical axes of the kernel: contracted then features.
+  in_axes: int = 1
+  use_bias: bool = True
+  dtype: jnp.dtype = jnp.float32
+  param_dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    in_shape = x.shape[-self.in_axes:]
+    kernel = self.param("kernel", dense_init(self.names), in_shape + tuple(self.features),
+                        self.param_dtype)
+    contract = (tuple(range(x.ndim - self.in_axes, x.ndim)), tuple(range(self.in_axes)))
+    y = jax.lax.dot_general(x.astype(self.dtype), kernel.astype(self.dtype), (contract, ((), ())))
+    if self.use_bias:
+      bias = self.param("bias", zeros_init(self.names[self.in_axes:]), tuple(self.features),
+                        self.param_dtype)
+      y = y + bias.astype(self.dtype)
+    return y
+
+
 class RMSNorm(nn.Module):
   """Root-mean-square norm; statistics in float32, as the reference computes them."""
 

@@ -51,19 +51,14 @@ class VisionBlock(nn.Module):
     mask_bpp = jnp.where(is_full, frame_mask_bpp, window_mask_bpp)
     norm = lambda name: layers.RMSNorm(cfg.rms_norm_eps, self.dtype, self.param_dtype, name=name)
     h = norm("norm1")(x_bpe)
-    qkv = nn.DenseGeneral((3, cfg.num_heads, cfg.head_dim), dtype=self.dtype,
-                          param_dtype=self.param_dtype,
-                          kernel_init=layers.dense_init(("embed", None, "heads", "head_dim")),
-                          bias_init=layers.zeros_init((None, "heads", "head_dim")),
-                          name="qkv")(h)
+    qkv = layers.Linear((3, cfg.num_heads, cfg.head_dim), ("embed", None, "heads", "head_dim"),
+                        dtype=self.dtype, param_dtype=self.param_dtype, name="qkv")(h)
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
     q = layers.apply_rotary(q, cos_bph, sin_bph)
     k = layers.apply_rotary(k, cos_bph, sin_bph)
     attn = layers.attention(q, k, v, mask_bpp, self.dtype)
-    attn = nn.DenseGeneral(cfg.hidden_size, axis=(-2, -1), dtype=self.dtype,
-                           param_dtype=self.param_dtype,
-                           kernel_init=layers.dense_init(("heads", "head_dim", "embed")),
-                           bias_init=layers.zeros_init(("embed",)), name="proj")(attn)
+    attn = layers.Linear((cfg.hidden_size,), ("heads", "head_dim", "embed"), in_axes=2,
+                         dtype=self.dtype, param_dtype=self.param_dtype, name="proj")(attn)
     x_bpe = x_bpe + attn
     mlp = layers.SwiGLU(cfg.intermediate_size, use_bias=True, dtype=self.dtype,
                         param_dtype=self.param_dtype, name="mlp")
