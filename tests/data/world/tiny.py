@@ -1,6 +1,7 @@
 """A tiny world and a SentencePiece tokenizer trained on it, shared by the data tests."""
 
 import functools
+import pathlib
 import tempfile
 
 from data.tokenizer import SentencePieceTokenizer, train_sentencepiece
@@ -19,6 +20,16 @@ def tiny_world() -> World:
 
 
 @functools.lru_cache(maxsize=None)
+def _trained() -> tuple[SentencePieceTokenizer, pathlib.Path]:
+  model_dir = pathlib.Path(tempfile.mkdtemp(prefix="tiny_world_spm_"))
+  tokenizer = train_sentencepiece(tiny_world().text_corpus(), VOCAB_SIZE, model_dir)
+  return tokenizer, model_dir / SentencePieceTokenizer.MODEL_FILE
+
+
 def tiny_tokenizer() -> SentencePieceTokenizer:
-  model_dir = tempfile.mkdtemp(prefix="tiny_world_spm_")
-  return train_sentencepiece(tiny_world().text_corpus(), VOCAB_SIZE, model_dir)
+  return _trained()[0]
+
+
+def tiny_tokenizer_file() -> pathlib.Path:
+  """The tokenizer's `.model` file."""
+  return _trained()[1]
