@@ -2,7 +2,11 @@
 images that show what their ground truth says."""
 
 import dataclasses
+import os
+import pathlib
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -20,6 +24,16 @@ def test_same_seed_gives_the_same_bytes_and_another_seed_does_not():
   first = World(TINY).fingerprint()
   assert World(TINY).fingerprint() == first
   assert World(dataclasses.replace(TINY, seed=4)).fingerprint() != first
+
+
+def test_the_fingerprint_does_not_depend_on_the_process():
+  code = ("from tests.data.world.test_world import TINY; from data.world import World; "
+          "print(World(TINY).fingerprint())")
+  outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, env={**os.environ, "PYTHONHASHSEED": seed},
+                            cwd=pathlib.Path(__file__).parents[3]).stdout.strip()
+             for seed in ("1", "2")}
+  assert outputs == {World(TINY).fingerprint()}
 
 
 def test_examples_do_not_depend_on_access_order(small_world):
