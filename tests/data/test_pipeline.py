@@ -195,3 +195,20 @@ def test_config_errors_name_the_field():
     PipelineConfig(batch_size=0)
   with pytest.raises(ValueError, match="cannot fill 3 shards"):
     Pipeline(_sft()[:2], tiny_tokenizer(), dataclasses.replace(SFT, shard_count=3))
+
+
+def test_the_model_input_builder_accepts_packed_batches():
+  from models import inputs, presets
+  tok = tiny_tokenizer()
+  config = presets.get_preset("tiny", vocab_size=tok.vocab_size,
+                              image_token_id=tok.special.image_pad,
+                              video_token_id=tok.special.video_pad,
+                              vision_start_token_id=tok.special.vision_start,
+                              vision_end_token_id=tok.special.vision_end)
+  batch = next(iter(Pipeline(_sft(), tok, dataclasses.replace(SFT, pack=True,
+                                                              max_tokens=512))))
+  assert batch["grids"].any()
+  model_inputs, _ = inputs.make_inputs(batch["tokens"], batch["segment_ids"], config,
+                                       batch["patches"], batch["grids"])
+  starts = np.flatnonzero(np.diff(batch["segment_ids"][0], prepend=0) > 0)
+  assert np.all(np.asarray(model_inputs.positions)[:, 0, starts] == 0)

@@ -159,3 +159,16 @@ def test_tool_calls_are_counted_and_bad_prompts_rejected():
     label(SUM, T + "x").judge("value")
   with pytest.raises(ValueError, match="unknown judge"):
     label(SUM, T + "x").judge("style")
+
+
+@pytest.mark.slow
+def test_oracle_agrees_on_the_whole_default_world():
+  from data.world import World
+  world = World()
+  for split in ("sft", "judge_train", "judge_eval"):
+    for example in world.split(split):
+      verdicts = label(example, example.response)
+      assert verdicts.format_ok and all(
+          getattr(verdicts, k) == v for k, v in example.meta["labels"].items()), example.uid
+      if "judge" in example.meta:
+        assert verdicts.judge(example.meta["judge"]) == example.meta["verdict"], example.uid
