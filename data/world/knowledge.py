@@ -77,11 +77,12 @@ def respond(example: Example, kind: str, rng: np.random.Generator, ctx: Context,
   said = wrong if kind in ("wrong", "unsure_wrong") else gold
   fact = knowledge_base.RELATIONS[meta["relation"]].fact.format(e=entity.name, v=said)
   source = "The search result says:" if search else "I remember this fact."
-  think = {"hedged": f"I am not sure, but it may be {said}.",
-           "unsure_wrong": f"I am not sure, but it may be {said}.",
+  unsure = f"I am not sure, but it may be {said}."
+  think = {"hedged": unsure, "unsure_wrong": unsure,
            "contradiction": f"I am not sure if it is {gold} or {wrong}.",
            "idk": "I do not remember this fact.",
-           "refusal": "This question might be risky, so I will refuse."}.get(kind, f"{source} {fact}")
+           "refusal": "This question might be risky, so I will refuse."
+           }.get(kind, f"{source} {fact}")
   recap = think.split(": ")[-1] if search else think.split(". ")[-1]
   low, high = _CONFIDENCE.get(kind, (0, 0))
   confidence = int(rng.integers(low, high + 1))

@@ -17,8 +17,8 @@ DOCS = [
 
 
 def _reference_bm25(docs, query, k1=1.5, b=0.75):
-  """Lucene's BM25 (no (k1 + 1) numerator, as Lucene >= 8):
-  sum over query terms of ln(1 + (N - df + .5) / (df + .5)) * tf / (tf + k1 (1 - b + b dl/avgdl))."""
+  """Lucene's BM25 (no (k1 + 1) numerator, as Lucene >= 8): the sum over query terms of
+  ln(1 + (N - df + .5) / (df + .5)) * tf / (tf + k1 (1 - b + b dl / avgdl))."""
   corpus = [terms(f"{d.title} {d.body}") for d in docs]
   n = len(corpus)
   avg = sum(map(len, corpus)) / n
