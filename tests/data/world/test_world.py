@@ -11,10 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-from data.world import World, WorldConfig, example_bytes, lexicon
+from data.world import World, example_bytes, lexicon
 from data.world.config import FAMILIES, SPLITS
 
-from tests.data.world.conftest import SMALL
+from tests.data.world.tiny import SMALL_CONFIG as SMALL
 
 TINY = dataclasses.replace(SMALL, sft_examples=120, rl_examples=40, search_rl_examples=10,
                            eval_examples=40, judge_train_examples=120, judge_eval_examples=40)

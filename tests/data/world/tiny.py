@@ -12,6 +12,9 @@ TINY_CONFIG = WorldConfig(seed=11, sft_examples=160, rl_examples=48, search_rl_e
                           known_entities=6, practice_entities=6, search_rl_entities=3,
                           search_eval_entities=3, distractor_entities=6)
 VOCAB_SIZE = 400
+# Large enough for exact-rate checks, small enough to generate in about a second.
+SMALL_CONFIG = WorldConfig(seed=3, sft_examples=900, rl_examples=300, search_rl_examples=60,
+                           eval_examples=300, judge_train_examples=900, judge_eval_examples=300)
 
 
 @functools.lru_cache(maxsize=None)
