@@ -41,3 +41,14 @@ lint: setup
 
 clean:
 	rm -rf $(VENV)
+
+# Every test under Bazel, offline, with the virtual environment's Python (set-up: docs/bazel.md).
+# The stand-ins for rules_cc and remote_coverage_tools need absolute paths, hence the flags here.
+BAZEL ?= bazel
+BAZEL_STANDINS := $(CURDIR)/third_party/bazel
+
+.PHONY: bazel-test
+bazel-test: setup
+	$(BAZEL) test --override_repository=rules_cc=$(BAZEL_STANDINS)/rules_cc \
+	  --override_repository=remote_coverage_tools=$(BAZEL_STANDINS)/remote_coverage_tools \
+	  //tests/...
