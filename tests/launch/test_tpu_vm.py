@@ -78,6 +78,8 @@ def test_options_change_the_commands(tmp_path):
                    "--version=my-runtime", "--remote-dir=runs dir", *ARGS, tmp_path=tmp_path)
   (main,) = commands(out.stdout)
   assert shlex.split(option(main, "command"))[:2] == ["cd", "runs dir"]
+  no_extra = run_script("tpu_vm.sh", "--dry-run", "--skip-setup", *ARGS[:6], tmp_path=tmp_path)
+  assert shlex.split(option(commands(no_extra.stdout)[-1], "command"))[-1] == MAIN_ARGS[3]
 
 
 @pytest.mark.parametrize("args, message", [
