@@ -15,7 +15,6 @@ from benchmarks import common
 
 common.setup_cpu()
 
-import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -26,7 +25,7 @@ from models import presets, vlm  # noqa: E402
 
 def measure(name: str, batch: int, length: int) -> dict:
   config = presets.get_preset(name)
-  params = nn.unbox(vlm.init_fn(config)(jax.random.key(0)))
+  params = vlm.init_params(config, jax.random.key(0))
   grid = (1, 8, 8)  # A 112x112 image: 64 patches, 16 merged tokens.
   image_tokens = grid[1] * grid[2] // 4
   tokens = np.full((batch, length), 5, np.int32)

@@ -21,7 +21,7 @@ from models.config import ModelConfig, VisionConfig
 @flax.struct.dataclass
 class VisionInputs:
   patches: jax.Array  # float [B, P, C], window order.
-  positions: jax.Array  # int32 [B, P, 2], (h, w) patch coordinates, window order.
+  coords: jax.Array  # int32 [B, P, 2], (h, w) patch coordinates, window order.
   window_ids: jax.Array  # int32 [B, P], -1 on padding slots.
   frame_ids: jax.Array  # int32 [B, P], -1 on padding slots.
   unpermute: jax.Array  # int32 [B, M], window-order merged slot of each natural slot.
@@ -94,7 +94,7 @@ def pack_vision(patches_bpc: np.ndarray, grids_bi3: np.ndarray, cfg: VisionConfi
   if c != cfg.patch_dim:
     raise ValueError(f"patches have {c} values, the vision config expects {cfg.patch_dim}")
   patches = np.zeros_like(patches_bpc)
-  positions = np.zeros((b, p, 2), np.int32)
+  coords = np.zeros((b, p, 2), np.int32)
   window_ids = np.full((b, p), -1, np.int32)
   frame_ids = np.full((b, p), -1, np.int32)
   unpermute = np.zeros((b, p // unit), np.int32)
@@ -127,11 +127,11 @@ def pack_vision(patches_bpc: np.ndarray, grids_bi3: np.ndarray, cfg: VisionConfi
     patches[row] = unit_patches[full_order].reshape(p, c)
     if used:
       natural_pos = np.concatenate(pos_parts).reshape(used, unit, 2)
-      positions[row, :used * unit] = natural_pos[order].reshape(-1, 2)
+      coords[row, :used * unit] = natural_pos[order].reshape(-1, 2)
       window_ids[row, :used * unit] = np.repeat(np.concatenate(window_parts), unit)
       frame_ids[row, :used * unit] = np.repeat(np.concatenate(frame_parts), unit)
     unpermute[row] = np.argsort(full_order)
-  return VisionInputs(patches, positions, window_ids, frame_ids, unpermute)
+  return VisionInputs(patches, coords, window_ids, frame_ids, unpermute)
 
 
 def mrope_positions(tokens_bt: np.ndarray, segment_ids_bt: np.ndarray, grids_bi3: np.ndarray,

@@ -55,7 +55,7 @@ class Qwen25VL(nn.Module):
 
   def encode_images(self, vision: VisionInputs) -> jax.Array:
     """Merged image tokens [B, M, D] in natural order."""
-    return self.visual(vision.patches, vision.positions, vision.window_ids, vision.frame_ids,
+    return self.visual(vision.patches, vision.coords, vision.window_ids, vision.frame_ids,
                        vision.unpermute)
 
   def embed(self, tokens_bt: jax.Array, image_features_bmd: jax.Array | None = None
@@ -97,7 +97,7 @@ def dummy_inputs(config: ModelConfig, batch: int = 1, length: int = 8) -> ModelI
   tokens = jnp.zeros((batch, length), jnp.int32).at[:, 0].set(config.image_token_id)
   vision = VisionInputs(
       patches=jnp.zeros((batch, unit, config.vision.patch_dim), jnp.float32),
-      positions=jnp.zeros((batch, unit, 2), jnp.int32),
+      coords=jnp.zeros((batch, unit, 2), jnp.int32),
       window_ids=jnp.zeros((batch, unit), jnp.int32),
       frame_ids=jnp.zeros((batch, unit), jnp.int32),
       unpermute=jnp.zeros((batch, 1), jnp.int32))
@@ -109,3 +109,8 @@ def init_fn(config: ModelConfig):
   """rng -> boxed params (with logical axis metadata), for `sharding.init_sharded`."""
   model = Qwen25VL(config)
   return lambda rng: model.init(rng, dummy_inputs(config))
+
+
+def init_params(config: ModelConfig, rng: jax.Array):
+  """Plain (unboxed) params on the default device; compiled, so fast for any size."""
+  return jax.jit(lambda r: nn.unbox(init_fn(config)(r)))(rng)

@@ -79,3 +79,16 @@ def masked_max(values_bt: jax.Array, mask_bt: jax.Array) -> jax.Array:
   mask_bt = mask_bt.astype(bool)
   largest = jnp.max(jnp.where(mask_bt, values_bt.astype(jnp.float32), -jnp.inf))
   return jnp.where(jnp.any(mask_bt), largest, 0.0)
+
+
+def normaliser(mask_bt: jax.Array, mode: str) -> jax.Array:
+  """The denominator `aggregate` divides by: counted tokens (token-mean) or responses
+  with at least one counted token (seq-mean modes); float32, at least 1.
+
+  Gradient accumulation weights micro-batch i's loss by normaliser_i / normaliser_all,
+  which makes the sum over micro-batches equal the loss of the whole batch exactly.
+  """
+  mask_bt = mask_bt.astype(jnp.float32)
+  if mode == "token-mean":
+    return jnp.maximum(jnp.sum(mask_bt), 1.0)
+  return jnp.maximum(jnp.sum(jnp.sum(mask_bt, axis=-1) > 0), 1).astype(jnp.float32)

@@ -124,13 +124,22 @@ def logical_to_mesh_spec(logical: PartitionSpec | Sequence[str | None], shape: S
   return _fit_to_shape(spec, shape, mesh)
 
 
+def strip_metadata(tree: Any) -> Any:
+  """The values of a boxed (flax partitioning metadata) tree, with no constraint applied,
+  so it is safe on abstract values and inside an active mesh."""
+  return jax.tree.map(
+      lambda x: x.unbox(apply_constraint=False) if isinstance(x, nn.LogicallyPartitioned)
+      else x.unbox() if isinstance(x, nn.meta.AxisMetadata) else x,
+      tree, is_leaf=lambda x: isinstance(x, nn.meta.AxisMetadata))
+
+
 def logical_shardings(abstract_tree: Any, mesh: Mesh, rules: Rules) -> Any:
   """NamedShardings for a (boxed) tree from `jax.eval_shape` of a flax init.
 
   Leaves without partitioning metadata are replicated.
   """
   specs = nn.get_partition_spec(abstract_tree)
-  shapes = nn.unbox(abstract_tree)
+  shapes = strip_metadata(abstract_tree)
 
   def one(spec, leaf):
     return NamedSharding(mesh, logical_to_mesh_spec(spec, leaf.shape, mesh, rules))

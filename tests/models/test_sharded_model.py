@@ -1,6 +1,5 @@
 """Sharded equals unsharded; parameters are born sharded; remat changes nothing."""
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,7 +21,7 @@ def setup():
                              48, seed=11)
   inputs, _ = model_inputs.make_inputs(batch.tokens, batch.segment_ids, config, batch.patches,
                                        batch.grids)
-  params = nn.unbox(vlm.init_fn(config)(jax.random.key(3)))
+  params = vlm.init_params(config, jax.random.key(3))
   return config, jax.tree.map(jnp.asarray, inputs), params, batch
 
 
