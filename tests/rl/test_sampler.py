@@ -21,6 +21,7 @@ PATCH_BUDGET = 24
 G = 2
 NEW = 8
 WIDTH = 24  # Prompt width, with room so prompts extended by a response keep the shapes.
+TOP_K = sm.TopK(20, temperature=1.5)  # One method for the random tests: fewer compilations.
 SPECIAL = (hf_tiny.IMAGE, hf_tiny.VIDEO, hf_tiny.VSTART, hf_tiny.VEND)
 
 
@@ -99,11 +100,10 @@ def test_seeded_sampling_is_deterministic_and_compiles_once(setup, monkeypatch):
                       chex.assert_max_traces(sampler._prefill_state, n=1))
   sampler._decode_jit.clear_cache()
   sampler._prefill_jit.clear_cache()
-  method = sm.TopK(20, temperature=1.5)
-  scaled = jax.tree.map(lambda x: x * 1.1, params)
-  a, b, c = (run(setup, method, seed=seed) for seed in (7, 7, 8))
+  scaled = jax.jit(lambda p: jax.tree.map(lambda x: x * 1.1, p))(params)
+  a, b, c = (run(setup, TOP_K, seed=seed) for seed in (7, 7, 8))
   d = jax.tree.map(np.asarray, sampler.sample(
-      scaled, inputs, next_position, config=config, num_samples=G, method=method,
+      scaled, inputs, next_position, config=config, num_samples=G, method=TOP_K,
       max_new_tokens=NEW, rng=jax.random.key(7)))
   np.testing.assert_array_equal(a.tokens_bt, b.tokens_bt)
   assert (a.tokens_bt != c.tokens_bt).any() and (a.tokens_bt != d.tokens_bt).any()
@@ -112,12 +112,11 @@ def test_seeded_sampling_is_deterministic_and_compiles_once(setup, monkeypatch):
 
 def test_decoding_in_chunks_draws_what_one_call_draws(setup):
   _, config, params, _, inputs, next_position = setup
-  method = sm.Temperature(1.0)
-  whole = run(setup, method, seed=2)
+  whole = run(setup, TOP_K, seed=2)
   state = sampler.prefill(params, inputs, next_position, config=config, max_new_tokens=NEW,
                           rng=jax.random.key(2), num_samples=G)
   for _ in range(3):  # A streaming host: 3 + 3 + 2 draws.
-    state = sampler.decode(params, state, method=method, max_steps=3)
+    state = sampler.decode(params, state, method=TOP_K, max_steps=3)
   np.testing.assert_array_equal(sampler.outputs(state).tokens_bt, whole.tokens_bt)
 
 
@@ -235,7 +234,7 @@ def test_fork_and_select_keep_rows_consistent(setup):
   _, config, params, _, inputs, next_position = setup
   state = sampler.prefill(params, inputs, next_position, config=config, max_new_tokens=NEW,
                           rng=jax.random.key(2), num_samples=G)
-  state = sampler.decode(params, state, method=sm.Temperature(1.0), max_steps=3)
+  state = sampler.decode(params, state, method=TOP_K, max_steps=3)
   sources = np.array([5, 0, 2, 3, 3, 1])
   picked = sampler.select(sampler.fork(state, 2), 2 * sources + np.array([1, 0, 1, 0, 1, 0]))
   for name in ("logits_bv", "next_position_b", "tokens_bt", "logprobs_bt", "sampled_bt",
