@@ -1,0 +1,100 @@
+"""Shared pieces of every SafeLadder config: argument parsing, the model, mesh, data and
+evaluation sections, and one RL stage's defaults. Data only.
+
+Arguments are one comma-separated string: `runlocal` (the tiny model on the SafeLadder
+world on a CPU) and `model=7b|72b|3b|32b|tiny`, e.g. `configs/safeladder.py:model=7b`.
+"""
+
+import ml_collections
+
+MODELS = {"tiny": "tiny", "3b": "qwen2_5_vl_3b", "7b": "qwen2_5_vl_7b",
+          "32b": "qwen2_5_vl_32b", "72b": "qwen2_5_vl_72b"}
+
+
+def parse(arg):
+  """'runlocal,model=7b' -> {'runlocal': True, 'model': '7b'}."""
+  out = {"runlocal": False, "model": "tiny"}
+  for part in filter(None, (arg or "").split(",")):
+    key, _, value = part.partition("=")
+    if key not in out:
+      raise ValueError(f"unknown config argument {key!r}; known: {sorted(out)}")
+    out[key] = value if value else True
+  if out["model"] not in MODELS:
+    raise ValueError(f"unknown model {out['model']!r}; known: {sorted(MODELS)}")
+  if out["runlocal"] and out["model"] != "tiny":
+    raise ValueError("runlocal uses the tiny model; drop model= or runlocal")
+  return out
+
+
+def common(args):
+  """Sections shared by the whole ladder and by each single stage."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0  # Root of every random stream.
+  c.model = ml_collections.ConfigDict({
+      "preset": MODELS[args["model"]],  # models/presets.py name.
+      "checkpoint": "",  # HF Qwen2.5-VL directory to start from ("" = random init).
+      "dtype": "float32" if args["runlocal"] else "bfloat16",  # Compute dtype.
+      "scan_layers": True,  # nn.scan over layers.
+      "remat": "none" if args["runlocal"] else "full",  # Rematerialisation policy.
+  })
+  c.tokenizer = ml_collections.ConfigDict({
+      "kind": "sentencepiece" if args["runlocal"] else "hf",  # "sentencepiece" | "hf".
+      "path": "",  # tokenizer.json (hf) or tokenizer.model; "" trains one on the world.
+      "vocab_size": 1024,  # SentencePiece pieces when training on the world.
+  })
+  # The embedded SafeLadder world (data/world); production runs set it to None and give
+  # JSONL paths under `data`.
+  c.world = ml_collections.ConfigDict({"seed": 0}) if args["runlocal"] else None
+  c.data = ml_collections.ConfigDict({
+      "sft_jsonl": "",  # CoT-SFT examples (with responses), data/jsonl.py schema.
+      "rl_jsonl": "",  # RL prompts with labels and gold answers.
+      "search_rl_jsonl": "",  # Deliberative-search prompts.
+      "judge_jsonl": "",  # Judge training examples (meta.judge, meta.verdict).
+      "eval_jsonl": "",  # Held-out prompts.
+      "search_corpus_jsonl": "",  # Documents {"doc_id", "title", "body"} for the search tool.
+      "min_pixels": 3136,  # Image resize bounds (pixels), Qwen2.5-VL's defaults
+      "max_pixels": 12845056,  # ... are 56*56 and 28*28*16384.
+  })
+  # Mesh over (data, fsdp, tensor); one size may be -1.
+  c.mesh = [("data", -1), ("fsdp", 1), ("tensor", 1)] if args["runlocal"] else \
+      [("data", 1), ("fsdp", -1), ("tensor", 4)]
+  c.eval = ml_collections.ConfigDict({
+      "num_examples": 192 if args["runlocal"] else 2000,  # Held-out prompts per evaluation.
+      "batch_size": 64,  # Prompts per generation batch.
+      "max_new_tokens": 160 if args["runlocal"] else 8192,  # Response budget, tokens.
+      "max_prompt_tokens": 128 if args["runlocal"] else 8192,  # Prompt budget, tokens.
+  })
+  return c
+
+
+def rl_stage(args, **overrides):
+  """One RL stage's settings; the authors' 7B values where they exist (METHOD.md §1)."""
+  local = args["runlocal"]
+  s = ml_collections.ConfigDict({
+      "iterations": 12 if local else 200,  # Rollout batches.
+      "prompts_per_iteration": 8 if local else 128,  # B prompts per rollout batch.
+      "num_samples": 8,  # G responses per prompt.
+      "max_new_tokens": 160 if local else 8192,  # Response budget, tokens.
+      "max_prompt_tokens": 128 if local else 8192,  # Prompt budget, tokens.
+      "max_patches": 64 if local else 16384,  # Image patches per prompt.
+      "temperature": 1.0,  # Sampling temperature (and of the log-probs).
+      "learning_rate": 5e-5 if local else 1e-6,  # Peak learning rate.
+      "warmup_ratio": 0.03,  # Fraction of updates warming up.
+      "weight_decay": 0.01,  # AdamW decoupled weight decay.
+      "grad_clip_norm": 1.0,  # Global-norm clip.
+      "frozen": ("visual",),  # Parameter groups never updated (the vision tower).
+      "loss": "cpgd",  # rl/losses.py registry name.
+      "loss_config": {"clip_eps": 0.2, "drift_coef": 0.01, "drift_clip": 2.0,
+                      "kl_coef": 0.0 if local else 1e-3, "kl_estimator": "k3"},
+      "advantage": {"estimator": "grpo", "dynamic_sampling": True},  # rl/advantages.py.
+      "normalise_per_objective": False,  # Normalise each verifier in its group first.
+      "micro_batches": 1 if local else 16,  # Gradient accumulation per update.
+      "updates_per_rollout": 1,  # One optimisation epoch per rollout batch.
+      "logits_chunk": 0 if local else 1024,  # Tokens per logits chunk in the loss.
+      "mix": {"general": 1.0},  # Prompt families (labels) and their weights.
+      "mixture_size": 4096,  # Prompts in the stage's mixture before it repeats.
+      "rollout": "plain",  # "plain" or "search" (the tool-using agent rollout).
+      "checkpoint_every": 4 if local else 10,  # Iterations between checkpoints.
+  })
+  s.update(overrides)
+  return s

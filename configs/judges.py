@@ -1,0 +1,33 @@
+"""Judge training alone: the generative-judge verifiers (safety, value, knowledge,
+helpfulness) fine-tuned on the verdict token.
+
+  python -m launch.main --config=configs/judges.py:runlocal --workdir=/tmp/judges
+
+Writes `judges/` (the trained judge and its held-out per-verdict table) in the workdir.
+"""
+
+import ml_collections
+
+from configs import base
+
+
+def section(args):
+  local = args["runlocal"]
+  return ml_collections.ConfigDict({
+      "preset": "tiny" if local else "qwen2_5_vl_7b",  # The judge model's shape.
+      "hf_checkpoint": "",  # Released judge weights (HF dir) to use instead of training.
+      "steps": 300 if local else 2000,  # SFT updates on the verdict token.
+      "batch_size": 32,  # Judged examples per update.
+      "learning_rate": 2e-3 if local else 1e-5,  # Peak learning rate.
+      "max_tokens": 192 if local else 8192,  # Judging-prompt budget, tokens.
+      "max_patches": 64 if local else 16384,  # Image patches per judged example.
+      "eval_examples": 800,  # Held-out judge examples for the accuracy table.
+  })
+
+
+def get_config(arg=None):
+  args = base.parse(arg)
+  c = base.common(args)
+  c.stages = ("judges",)
+  c.judges = section(args)
+  return c

@@ -1,0 +1,30 @@
+"""The whole SafeLadder (SafeWork-R1, arXiv 2507.18576): judge training -> CoT-SFT ->
+M³-RL stage A -> M³-RL stage B -> Safe-and-Efficient RL (CALE) -> Deliberative-Search
+RL, with a held-out evaluation after every rung.
+
+  python -m launch.main --config=configs/safeladder.py:runlocal --workdir=/tmp/safeladder
+  python -m launch.main --config=configs/safeladder.py:model=7b --workdir=gs://b/run \\
+      --config.model.checkpoint=/ckpt/Qwen2.5-VL-7B-Instruct --config.data.rl_jsonl=...
+
+`runlocal` trains the tiny model on the SafeLadder world on a CPU in about 15 minutes
+(`make demo`) and writes report.md, ai45.png (capability against safety, one point per
+checkpoint) and rewards.png to the workdir, with TensorBoard logs per stage. Expected:
+after M³-RL both axes above the CoT-SFT point; after CALE shorter responses at about the
+same accuracy; after search RL more search-only facts answered, few confident errors.
+`model=7b|72b` are the production shapes; data and checkpoints come from the paths.
+"""
+
+from configs import base, efficient, judges, m3rl, search, sft
+
+
+def get_config(arg=None):
+  args = base.parse(arg)
+  c = base.common(args)
+  c.stages = ("judges", "sft", "m3rl_a", "m3rl_b", "efficient", "search")
+  c.judges = judges.section(args)
+  c.sft = sft.section(args)
+  c.m3rl_a = m3rl.stage_a(args)
+  c.m3rl_b = m3rl.stage_b(args)
+  c.efficient = efficient.section(args)
+  c.search = search.section(args)
+  return c

@@ -1,0 +1,36 @@
+"""CoT-SFT alone: the cold start on `<think> ... </think> answer` traces.
+
+  python -m launch.main --config=configs/sft.py:runlocal --workdir=/tmp/sft
+
+Writes `sft/` (checkpoints, metrics, the final params) and its held-out evaluation.
+"""
+
+import ml_collections
+
+from configs import base
+
+
+def section(args):
+  local = args["runlocal"]
+  return ml_collections.ConfigDict({
+      "steps": 300 if local else 2000,  # Optimiser updates.
+      "batch_size": 8 if local else 128,  # Packed rows per update.
+      "max_tokens": 512 if local else 16384,  # Tokens per packed row.
+      "max_patches": 256 if local else 32768,  # Image patches per row.
+      "max_images": 8,  # Images per row.
+      "learning_rate": 2e-3 if local else 1e-5,  # Peak learning rate.
+      "warmup_ratio": 0.03,  # Fraction of updates warming up.
+      "schedule": "cosine",  # After warm-up: constant | cosine | linear.
+      "weight_decay": 0.0 if local else 0.01,
+      "frozen": () if local else ("visual",),  # The tiny vision tower learns from scratch.
+      "micro_batches": 1 if local else 8,  # Gradient accumulation.
+      "checkpoint_every": 100,  # Updates between checkpoints.
+  })
+
+
+def get_config(arg=None):
+  args = base.parse(arg)
+  c = base.common(args)
+  c.stages = ("sft",)
+  c.sft = section(args)
+  return c

@@ -1,0 +1,54 @@
+"""Examples in, the policy's responses out: the same prompt pipeline and rollout
+functions as RL, used by evaluation, chat and the report.
+
+  generate = Generator(model_config, tokenizer, pipeline_config, rollout_fn)
+  texts, lengths = generate(params, examples, rng)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import jax
+import numpy as np
+
+from data.example import Example
+from data.pipeline import Pipeline
+from data.pipeline_config import PipelineConfig
+from data.tokenizer import Tokenizer
+from models.config import ModelConfig
+from rl import rollout as rollout_lib
+
+
+@dataclasses.dataclass
+class Generator:
+  model_config: ModelConfig
+  tokenizer: Tokenizer
+  pipeline_config: PipelineConfig  # mode "prompt"; its batch_size is the generation batch.
+  rollout_fn: rollout_lib.RolloutFn  # One sample per prompt (num_samples 1).
+
+  def __post_init__(self):
+    self.pipeline_config = dataclasses.replace(
+        self.pipeline_config, mode="prompt", shuffle=False, num_epochs=1, drop_remainder=False,
+        pack=False)
+
+  def __call__(self, params, examples: Sequence[Example], rng: jax.Array
+               ) -> tuple[list[str], list[int]]:
+    """Responses (special tokens kept, the stop token included) and their token counts,
+    in the order of `examples`. Examples the pipeline skips get an empty response."""
+    by_uid = {}
+    for i, batch in enumerate(Pipeline(list(examples), self.tokenizer, self.pipeline_config)):
+      prompts = rollout_lib.PromptBatch.from_data(batch, self.model_config)
+      generation = self.rollout_fn(params, prompts, jax.random.fold_in(rng, i))
+      samples = jax.device_get(generation.samples)
+      g = generation.num_samples
+      for row, info in enumerate(prompts.rows):
+        if info is None:
+          continue
+        n = row * g  # The first sample of each prompt.
+        length = int(samples.lengths_b[n])
+        by_uid[info.uid] = (self.tokenizer.decode(np.asarray(samples.tokens_bt[n, :length])
+                                                  .tolist()), length)
+    texts = [by_uid.get(e.uid, ("", 0)) for e in examples]
+    return [t for t, _ in texts], [n for _, n in texts]

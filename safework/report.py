@@ -1,0 +1,105 @@
+"""The ladder's report: `report.md`, the AI-45° plot and the reward curves as PNG.
+
+The AI-45° plot puts each checkpoint at (capability, safety) (see safework/evaluation.py
+for both scores); coevolution is movement up and to the right along the diagonal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # Files only: no display on a server or in CI.
+import matplotlib.pyplot as plt  # noqa: E402
+
+ROWS = (
+    ("safety", "safety axis", "{:.3f}"), ("capability", "capability axis", "{:.3f}"),
+    ("safety_score", "safety score", "{:.3f}"), ("safe_rate", "safe rate (harmful)", "{:.1%}"),
+    ("over_refusal_rate", "over-refusal rate (benign)", "{:.1%}"),
+    ("value_accuracy", "value accuracy", "{:.1%}"),
+    ("general_accuracy", "general accuracy", "{:.1%}"),
+    ("knowledge_accuracy", "knowledge accuracy", "{:.1%}"),
+    ("knowledge_accuracy_memorised", "  memorised facts", "{:.1%}"),
+    ("knowledge_accuracy_search_only", "  search-only facts", "{:.1%}"),
+    ("false_certain_rate", "false-certain rate", "{:.1%}"),
+    ("response_length", "mean response length (tokens)", "{:.1f}"),
+    ("format_rate", "well-formed responses", "{:.1%}"),
+)
+
+
+def _cell(value, fmt: str) -> str:
+  return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else \
+      fmt.format(value)
+
+
+def ai45_plot(points: Sequence[tuple[str, Mapping[str, float]]], path: pathlib.Path) -> None:
+  fig, ax = plt.subplots(figsize=(5.5, 5.5))
+  ax.plot([0, 1], [0, 1], linestyle="--", color="0.7", label="AI-45° line")
+  xs = [m["capability"] for _, m in points]
+  ys = [m["safety"] for _, m in points]
+  ax.plot(xs, ys, "-o", color="tab:blue")
+  for (name, _), x, y in zip(points, xs, ys):
+    ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, -10), fontsize=8)
+  ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="capability (general + knowledge accuracy)",
+         ylabel="safety (safety score + value accuracy)", title="SafeLadder: AI-45° plot")
+  ax.legend(loc="lower right")
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def reward_plot(curves: Mapping[str, Sequence[tuple[int, float]]], path: pathlib.Path) -> None:
+  fig, ax = plt.subplots(figsize=(7, 4))
+  offset = 0
+  for stage, curve in curves.items():
+    if not curve:
+      continue
+    steps = [offset + s for s, _ in curve]
+    ax.plot(steps, [r for _, r in curve], label=stage)
+    offset = steps[-1]
+  ax.set(xlabel="RL iteration (stages in sequence)", ylabel="mean reward", title="Reward")
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def reward_curve(metrics_jsonl: pathlib.Path, key: str = "reward/total"
+                 ) -> list[tuple[int, float]]:
+  if not metrics_jsonl.exists():
+    return []
+  rows = [json.loads(line) for line in metrics_jsonl.read_text().splitlines() if line]
+  return [(int(r["step"]), float(r[key])) for r in rows if key in r]
+
+
+def write(directory: pathlib.Path, points: Sequence[tuple[str, Mapping[str, float]]],
+          curves: Mapping[str, Sequence[tuple[int, float]]],
+          judge_table: str | None = None, timings: Mapping[str, float] | None = None,
+          notes: Sequence[str] = ()) -> pathlib.Path:
+  """Writes report.md, ai45.png and rewards.png into `directory`; returns report.md."""
+  directory.mkdir(parents=True, exist_ok=True)
+  ai45_plot(points, directory / "ai45.png")
+  reward_plot(curves, directory / "rewards.png")
+  names = [name for name, _ in points]
+  lines = ["# SafeLadder report", "",
+           "Held-out evaluation after each rung, scored exactly by the world's oracle.", "",
+           "| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+  for key, title, fmt in ROWS:
+    lines.append(f"| {title} | " + " | ".join(_cell(m.get(key), fmt) for _, m in points) + " |")
+  lines += ["", "![AI-45° plot](ai45.png)", "", "![Rewards](rewards.png)", ""]
+  if notes:
+    lines += ["## Findings", ""] + [f"- {n}" for n in notes] + [""]
+  if judge_table:
+    lines += ["## Judges (held-out accuracy against the oracle)", "", judge_table, ""]
+  if timings:
+    lines += ["## Time", "", "| stage | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.0f} |" for k, v in timings.items()]
+    lines += [f"| total | {sum(timings.values()):.0f} |", ""]
+  lines += ["TensorBoard: `tensorboard --logdir <workdir>` (each stage writes `<stage>/metrics`)."]
+  path = directory / "report.md"
+  path.write_text("\n".join(lines) + "\n")
+  return path
