@@ -270,3 +270,17 @@ def test_bad_inputs_fail_with_a_named_field(setup):
     sampler.append(params, state, [[1, 2], [1, 2, 3, 4, 5]], [0, 1])
   with pytest.raises(ValueError, match="distinct"):
     sampler.append(params, state, [[1], [2]], [3, 3])
+
+
+def test_prompt_compute_does_not_grow_with_the_group_size(setup):
+  _, config, params, _, inputs, next_position = setup
+  inputs = jax.tree.map(jnp.asarray, inputs)
+
+  def flops(g):
+    lowered = sampler._prefill_jit.lower(
+        params, inputs, jnp.asarray(next_position), jnp.full((3 * g,), NEW), jax.random.key(0),
+        config=config, num_samples=g, max_new_tokens=NEW)
+    return lowered.cost_analysis()["flops"]
+
+  one, eight = flops(1), flops(8)
+  assert one > 1e6 and eight < 1.05 * one  # Eight samples cost one prefill (the fork is a copy).
