@@ -197,8 +197,9 @@ def _decode_loop(params, state: SamplingState, method: Method, stop_tokens: tupl
     active_b = ~state.done_b & ~paused_b
     key = jax.random.fold_in(state.rng, state.draws)
     keys_b = jax.vmap(jax.random.fold_in, (None, 0))(key, rows_b)
-    token_b = method.draw(state.logits_bv, keys_b)
-    logp_b = sampling_methods.token_logprobs(state.logits_bv, token_b, method.temperature)
+    logits_bv = sampling_methods.policy_logits(state.logits_bv, state.config)
+    token_b = method.draw(logits_bv, keys_b)
+    logp_b = sampling_methods.token_logprobs(logits_bv, token_b, method.temperature)
     slot_b = jnp.where(active_b, state.length_b, t)  # Slot t is out of range: dropped.
     length_b = state.length_b + active_b
     ended_b = jnp.isin(token_b, stop_s) | (length_b >= state.max_length_b)

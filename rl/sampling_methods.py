@@ -160,6 +160,21 @@ def method_from_config(cfg: Mapping[str, Any]) -> Method:
   return cls(**values)
 
 
+# Logit of a token the policy never writes: finite, so masked positions cannot make NaN.
+_NEVER = -1e9
+
+
+def policy_logits(logits_bv: jax.Array, config) -> jax.Array:
+  """The policy's logits: the model's, with the vision placeholders (image and video pads,
+  vision start and end) made impossible. They only ever come from the prompt builder; a
+  response that contained one would have image features spliced into it in training and
+  its log-probability would no longer be the sampler's. The sampler and the train step
+  both go through here, so their distributions stay identical."""
+  ids = jnp.asarray([config.image_token_id, config.video_token_id,
+                     config.vision_start_token_id, config.vision_end_token_id])
+  return logits_bv.astype(jnp.float32).at[..., ids].set(_NEVER)
+
+
 def token_logprobs(logits_bv: jax.Array, tokens_b: jax.Array, temperature: float) -> jax.Array:
   """float32 [B]: log_softmax(logits / temperature) at each row's token."""
   scaled_bv = logits_bv.astype(jnp.float32) / temperature

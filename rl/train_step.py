@@ -27,7 +27,7 @@ import optax
 from models import vlm
 from models.config import ModelConfig
 from models.inputs import ModelInputs
-from rl import aggregation, losses
+from rl import aggregation, losses, sampling_methods
 from safework.infra import sharding
 
 
@@ -79,7 +79,8 @@ class StepConfig:
 def token_logprobs(model_config: ModelConfig, params, inputs: ModelInputs,
                    temperature: float = 1.0, chunk: int = 0
                    ) -> tuple[jax.Array, jax.Array]:
-  """log p(tokens[t] | tokens[:t]) at temperature and the entropy of that distribution.
+  """log p(tokens[t] | tokens[:t]) under the policy (`sampling_methods.policy_logits`) at
+  temperature, and the entropy of that distribution.
 
   Returns:
     logp_bt, entropy_bt: float32 [B, T]; entry 0 (no context) is 0.
@@ -89,7 +90,8 @@ def token_logprobs(model_config: ModelConfig, params, inputs: ModelInputs,
   targets_bt = jnp.roll(inputs.tokens, -1, axis=1)  # Position t predicts token t + 1.
 
   def score(hidden_bcd, targets_bc):
-    logits = model.apply(params, hidden_bcd, method=vlm.Qwen25VL.logits) / temperature
+    logits = model.apply(params, hidden_bcd, method=vlm.Qwen25VL.logits)
+    logits = sampling_methods.policy_logits(logits, model_config) / temperature
     logz = jax.nn.logsumexp(logits, axis=-1)
     logp = jnp.take_along_axis(logits, targets_bc[..., None], axis=-1)[..., 0] - logz
     probs = jax.nn.softmax(logits, axis=-1)

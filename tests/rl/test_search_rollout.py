@@ -204,6 +204,10 @@ def _full_logprobs(params, seqs, width=WIDTH + NEW + 1):
     tokens[i, :len(s)], segments[i, :len(s)] = s, 1
   inputs, _ = model_inputs.make_inputs(tokens, segments, CONFIG)
   logits, _ = _forward(params, jax.tree.map(jnp.asarray, inputs))
+  logits = np.array(logits)
+  # The policy never writes vision placeholders: their logits are -1e9.
+  logits[..., [CONFIG.image_token_id, CONFIG.video_token_id, CONFIG.vision_start_token_id,
+               CONFIG.vision_end_token_id]] = -1e9
   return np.asarray(jax.nn.log_softmax(logits, axis=-1))
 
 
