@@ -158,6 +158,9 @@ class RLTrainer:
                    "response_length_max": float(np.max(rollout.response_lengths)),
                    "truncated_fraction": float(np.mean(rollout.truncated)),
                    **timer.summary()})
+      stats = getattr(self.rollout_fn, "last_stats", None)  # E.g. the search agent's tool use.
+      if stats is not None:
+        host.update(stats.as_metrics())
       for hook in self.host_hooks:
         hook(self.iteration, host)
       late.push(self.iteration, step_metrics, host)

@@ -1,0 +1,36 @@
+"""The main job: the SafeLadder, or any single rung of it, from an ml_collections config.
+
+  python -m launch.main --config=configs/safeladder.py:runlocal --workdir=/tmp/safeladder
+  python -m launch.main --config=configs/sft.py:runlocal --workdir=/tmp/sft
+  python -m launch.main --config=configs/safeladder.py:model=7b --workdir=gs://bucket/run \\
+      --config.model.checkpoint=/ckpt/Qwen2.5-VL-7B-Instruct
+
+Any field can be overridden with `--config.<path>=value`. A run started again with the
+same workdir continues where it stopped.
+"""
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from safework import ladder
+from safework.infra import distributed
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "The experiment config file.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and the report go.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  del argv
+  info = distributed.initialize(_CONFIG.value.get("distributed"))
+  logging.info("process %d of %d; config:\n%s", info.index, info.count,
+               _CONFIG.value)
+  workdir = distributed.make_workdir(_WORKDIR.value)
+  report = ladder.Ladder(_CONFIG.value, workdir).run()
+  logging.info("done: %s", report)
+  print(f"report: {report}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,167 @@
+"""The SafeLadder runner: the configured rungs in order, each from the previous one's
+parameters, with a held-out evaluation after every policy rung and the report at the end.
+
+  ladder = Ladder(config, workdir)   # config: configs/safeladder.py
+  report_path = ladder.run()
+
+Each stage works in `<workdir>/<stage>/`: its trainer checkpoints there, and when the
+stage is finished it saves its final parameters (`final/`) and writes `DONE.json`
+(evaluation, timing). Started again, the runner skips finished stages, reloads their
+parameters, and resumes an unfinished stage from its last checkpoint, so a run killed
+anywhere continues where it stopped and never redoes finished work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import jax
+from absl import logging
+from etils import epath
+
+from data import tokenizer as tokenizer_lib
+from data.world import World, WorldConfig
+from models import hf_checkpoint, presets, vlm
+from models.config import ModelConfig
+from safework import report as report_lib
+from safework import stages
+from safework.infra import checkpoint, sharding
+
+POLICY_STAGES = ("sft", "m3rl_a", "m3rl_b", "efficient", "search")
+TITLES = {"sft": "CoT-SFT", "m3rl_a": "M³-RL A", "m3rl_b": "M³-RL B",
+          "efficient": "CALE", "search": "Search RL", "initial": "initial"}
+
+
+class Ladder:
+  """Everything the stages share: world, tokenizer, model config, mesh (see stages.py)."""
+
+  def __init__(self, config, workdir: str | os.PathLike):
+    self.config = config
+    self.workdir = epath.Path(workdir)
+    self.workdir.mkdir(parents=True, exist_ok=True)
+    unknown = [s for s in config.stages if s not in stages.STAGES]
+    if unknown:
+      raise ValueError(f"config.stages names unknown stages {unknown}; known: "
+                       f"{list(stages.STAGES)}")
+    self.world = World(WorldConfig.from_config(config.world, "world")) if config.world else None
+    self.tokenizer = self._tokenizer()
+    self.model_config = self._model_config()
+    self.mesh = sharding.make_mesh(config.mesh)
+    self.rules = sharding.validate_rules(config.get("rules", sharding.DEFAULT_RULES))
+    self._judges = None
+
+  # ------------------------------------------------------------------------ set-up
+
+  def _tokenizer(self) -> tokenizer_lib.Tokenizer:
+    cfg = self.config.tokenizer
+    if cfg.kind == "hf":
+      if not cfg.path:
+        raise ValueError("config.tokenizer.path must name a tokenizer.json for kind 'hf'")
+      return tokenizer_lib.HFTokenizer.from_file(cfg.path, add_missing_special=True)
+    if cfg.kind != "sentencepiece":
+      raise ValueError(f"config.tokenizer.kind must be 'sentencepiece' or 'hf', got {cfg.kind!r}")
+    if cfg.path:
+      return tokenizer_lib.SentencePieceTokenizer.from_file(cfg.path)
+    model_file = self.workdir / "tokenizer" / "tokenizer.model"
+    if model_file.exists():
+      return tokenizer_lib.SentencePieceTokenizer.from_file(model_file)
+    if self.world is None:
+      raise ValueError("config.tokenizer.path is empty and there is no world to train on")
+    return tokenizer_lib.train_sentencepiece(self.world.text_corpus(), cfg.vocab_size,
+                                             model_file.parent)
+
+  def _model_config(self) -> ModelConfig:
+    cfg, special = self.config.model, self.tokenizer.special
+    compute = dict(dtype=cfg.dtype, scan_layers=cfg.scan_layers, remat=cfg.remat)
+    if cfg.checkpoint:
+      config = hf_checkpoint.load_config(cfg.checkpoint, **compute)
+      if config.text.vocab_size < self.tokenizer.vocab_size:
+        raise ValueError(f"the checkpoint's vocabulary ({config.text.vocab_size}) is smaller "
+                         f"than the tokenizer's ({self.tokenizer.vocab_size})")
+      return config.replace(image_token_id=special.image_pad, video_token_id=special.video_pad,
+                            vision_start_token_id=special.vision_start,
+                            vision_end_token_id=special.vision_end)
+    return presets.get_preset(
+        cfg.preset, vocab_size=self.tokenizer.vocab_size, image_token_id=special.image_pad,
+        video_token_id=special.video_pad, vision_start_token_id=special.vision_start,
+        vision_end_token_id=special.vision_end, **compute)
+
+  def param_shardings(self, model_config: ModelConfig | None = None):
+    abstract = hf_checkpoint.abstract_params(model_config or self.model_config)
+    return sharding.logical_shardings(abstract, self.mesh, self.rules)
+
+  def initial_params(self):
+    if self.config.model.checkpoint:
+      return hf_checkpoint.load_params(self.config.model.checkpoint, self.model_config,
+                                       self.param_shardings())
+    params, _ = sharding.init_sharded(vlm.init_fn(self.model_config), self.mesh, self.rules,
+                                      jax.random.key(self.config.seed))
+    return params
+
+  # ------------------------------------------------------------- stage bookkeeping
+
+  def save_final(self, stage: str, params) -> None:
+    with checkpoint.Checkpointer(self.workdir / stage / "final", max_to_keep=1,
+                                 async_save=False) as ckpt:
+      ckpt.save(0, params, {"stage": stage}, force=True)
+
+  def load_final(self, stage: str, like) -> Any:
+    with checkpoint.Checkpointer(self.workdir / stage / "final", max_to_keep=1) as ckpt:
+      restored = ckpt.restore(0, like)
+    return restored[0]
+
+  def done_record(self, stage: str) -> dict | None:
+    path = self.workdir / stage / "DONE.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+  def judges(self):
+    """The trained judges (name -> verifiers.judges.Judge), loaded once."""
+    if self._judges is None:
+      self._judges = stages.load_judges(self)
+    return self._judges
+
+  # ---------------------------------------------------------------------- the run
+
+  def run(self) -> epath.Path:
+    params = None
+    for name in self.config.stages:
+      record = self.done_record(name)
+      if record is not None:
+        logging.info("stage %s is done; skipping it", name)
+        if name in POLICY_STAGES:
+          params = self.load_final(name, params if params is not None else
+                                   self.initial_params())
+        continue
+      if name in POLICY_STAGES and params is None:
+        params = self.initial_params()
+      start = time.time()
+      logging.info("stage %s: starting", name)
+      params, record = stages.STAGES[name](self, params)
+      record["seconds"] = time.time() - start
+      if name in POLICY_STAGES:
+        self.save_final(name, params)
+      (self.workdir / name / "DONE.json").write_text(json.dumps(record, indent=2))
+      logging.info("stage %s: done in %.0f s", name, record["seconds"])
+    return self.write_report()
+
+  def write_report(self) -> epath.Path:
+    points, curves, timings = [], {}, {}
+    judge_table = None
+    for name in self.config.stages:
+      record = self.done_record(name) or {}
+      if "seconds" in record:
+        timings[TITLES.get(name, name)] = record["seconds"]
+      if "judge_table" in record:
+        judge_table = record["judge_table"]
+      if "eval" in record:
+        points.append((TITLES[name], record["eval"]))
+      curve = report_lib.reward_curve(self.workdir / name / "metrics" / "metrics.jsonl")
+      if curve and name != "sft":
+        curves[TITLES[name]] = curve
+    notes = stages.findings(points) if points else ()
+    path = report_lib.write(self.workdir, points, curves, judge_table, timings, notes)
+    logging.info("report: %s", path)
+    return path

@@ -1,0 +1,286 @@
+"""The rungs of the ladder. Each is `stage(ladder, params) -> (params, record)`: it trains
+in `<workdir>/<stage>/` (resuming from its own checkpoints) and returns the new policy
+parameters and a JSON record (its evaluation for policy stages, the judge table for the
+judge stage). `ladder` is the `safework.ladder.Ladder` that owns the shared pieces.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import pathlib
+from collections.abc import Mapping, Sequence
+
+import jax
+import numpy as np
+from absl import logging
+
+from data import jsonl
+from data.example import Example
+from data.mixture import mixture
+from data.pipeline import Pipeline
+from data.pipeline_config import PipelineConfig
+from data.search import Document, SearchEngine
+from models import presets, vlm
+from rl import advantages, losses, optim, rollout, search_rollout, sft, train_step, trainer
+from rl.sampling_methods import Greedy, Temperature
+from safework import evaluation, generation
+from safework.infra import checkpoint, config as infra_config, sharding
+from verifiers import false_certain, judge_training, judges, judges_hf, judges_inputs, recipes
+
+
+# ------------------------------------------------------------------------------- data
+
+
+def _examples(ladder, split: str, jsonl_field: str) -> list[Example]:
+  """A world split, or the examples of a configured JSONL file."""
+  if ladder.world is not None:
+    return list(ladder.world.split(split))
+  path = ladder.config.data[jsonl_field]
+  if not path:
+    raise ValueError(f"config.data.{jsonl_field} is empty and there is no world")
+  return list(jsonl.JsonlSource(path))
+
+
+def _rl_sources(ladder) -> dict[str, list[Example]]:
+  """RL prompts by label, plus "search": the deliberative-search prompts."""
+  by_label = collections.defaultdict(list)
+  for example in _examples(ladder, "rl", "rl_jsonl"):
+    by_label[example.label].append(example)
+  if ladder.world is not None or ladder.config.data.search_rl_jsonl:
+    by_label["search"] = _examples(ladder, "search_rl", "search_rl_jsonl")
+  return dict(by_label)
+
+
+def _search_engine(ladder):
+  if ladder.world is not None:
+    return ladder.world.search_engine
+  path = ladder.config.data.search_corpus_jsonl
+  if not path:
+    return None
+  docs = [Document(**json.loads(line)) for line in pathlib.Path(path).read_text().splitlines()
+          if line.strip()]
+  return SearchEngine(docs)
+
+
+# -------------------------------------------------------------------------- judges
+
+
+def _judge_model_config(ladder):
+  s = ladder.tokenizer.special
+  return presets.get_preset(
+      ladder.config.judges.preset, vocab_size=ladder.tokenizer.vocab_size,
+      image_token_id=s.image_pad, video_token_id=s.video_pad,
+      vision_start_token_id=s.vision_start, vision_end_token_id=s.vision_end,
+      dtype=ladder.config.model.dtype)
+
+
+def _judge_inputs(ladder) -> judges_inputs.InputConfig:
+  cfg = ladder.config.judges
+  return judges_inputs.InputConfig(batch_size=cfg.batch_size, max_tokens=cfg.max_tokens,
+                                   max_patches=cfg.max_patches)
+
+
+def run_judges(ladder, params):
+  """Trains one judge model on the verdict tokens of all four judges and reports its
+  held-out per-verdict accuracy against the world's oracle."""
+  cfg = ladder.config.judges
+  if cfg.hf_checkpoint:
+    return params, {"judge_table": f"Released judge weights: {cfg.hf_checkpoint}"}
+  model_config = _judge_model_config(ladder)
+  items = judge_training.labelled_items(_examples(ladder, "judge_train", "judge_jsonl"))
+  result = judge_training.train_judges(
+      items, ladder.tokenizer, model_config, judge_training.JudgeTrainingConfig(
+          steps=cfg.steps, learning_rate=cfg.learning_rate, seed=ladder.config.seed,
+          inputs=_judge_inputs(ladder)))
+  with checkpoint.Checkpointer(ladder.workdir / "judges" / "final", max_to_keep=1,
+                               async_save=False) as ckpt:
+    ckpt.save(0, result.params, {"stage": "judges"}, force=True)
+  held_out = _examples(ladder, "judge_eval", "judge_jsonl")[:cfg.eval_examples]
+  reports = judge_training.evaluate(load_judges(ladder, result.params), held_out)
+  return params, {"judge_table": judge_training.format_table(reports),
+                  "judge_accuracy": {k: r.accuracy for k, r in reports.items()},
+                  "final_loss": float(np.mean(result.losses[-20:]))}
+
+
+def load_judges(ladder, params=None) -> dict[str, judges.Judge]:
+  """The four judges over the trained (or released) judge model."""
+  cfg = ladder.config.judges
+  if cfg.hf_checkpoint:
+    model = judges_hf.load_judge_model(cfg.hf_checkpoint, ladder.tokenizer, _judge_inputs(ladder))
+  else:
+    model_config = _judge_model_config(ladder)
+    if params is None:
+      like = vlm.init_params(model_config, jax.random.key(0))
+      with checkpoint.Checkpointer(ladder.workdir / "judges" / "final", max_to_keep=1) as ckpt:
+        restored = ckpt.restore(None, like)
+      if restored is None:
+        raise FileNotFoundError(f"no trained judges in {ladder.workdir / 'judges'}: run the "
+                                "'judges' stage first or set config.judges.hf_checkpoint")
+      params = restored[0]
+    model = judges.JudgeModel(model_config, params, ladder.tokenizer, _judge_inputs(ladder))
+  return {name: judges.Judge(model, judge_config)
+          for name, judge_config in judges.DEFAULT_JUDGES.items()}
+
+
+def _reward_fn(ladder, cfg):
+  verifiers = dict(recipes.rule_verifiers(), **ladder.judges())
+  recipe_config = cfg.get("reward") or recipes.authors_config()
+  reward = recipes.build_reward_fn(
+      recipes.RewardRecipes.from_config(recipe_config, known_verifiers=tuple(verifiers)),
+      verifiers)
+  if cfg.get("false_certain"):
+    fc = cfg.false_certain
+    reward = false_certain.FalseCertainReward(
+        reward, correctness="knowledge", cap=fc.cap, zeta=fc.zeta, dual_lr=fc.dual_lr,
+        lambda_init=fc.lambda_init, lambda_max=fc.lambda_max)
+  return reward
+
+
+# --------------------------------------------------------------------- evaluation
+
+
+def _rollout_fn(ladder, sampling: rollout.SamplingConfig, use_tool: bool):
+  """The plain sampler rollout, or the tool-using agent when asked and a corpus exists."""
+  engine = _search_engine(ladder)
+  if not use_tool or engine is None:
+    return rollout.sampler_rollout(ladder.model_config, sampling)
+  tool = ladder.config.search.get("search", {}) if "search" in ladder.config else {}
+  return search_rollout.search_rollout(ladder.model_config, sampling, ladder.tokenizer, engine,
+                                       search_rollout.SearchConfig(**dict(tool)))
+
+
+def evaluate(ladder, params) -> dict[str, float]:
+  """Greedy responses to held-out prompts, with the search tool on offer when there is a
+  corpus (every checkpoint is measured the same way), scored by the world's oracle."""
+  cfg = ladder.config.eval
+  if ladder.world is None:
+    logging.warning("evaluation scores world prompts with the world's oracle; there is no "
+                    "world, so it is skipped (use launch.evaluate with judges instead)")
+    return {}
+  sampling = rollout.SamplingConfig(num_samples=1, max_new_tokens=cfg.max_new_tokens,
+                                    method=Greedy(),
+                                    stop_tokens=(ladder.tokenizer.special.im_end,))
+  generate = generation.Generator(
+      ladder.model_config, ladder.tokenizer,
+      PipelineConfig(mode="prompt", batch_size=cfg.batch_size, max_tokens=cfg.max_prompt_tokens,
+                     max_patches=64, max_images=1, min_pixels=ladder.config.data.min_pixels,
+                     max_pixels=ladder.config.data.max_pixels),
+      _rollout_fn(ladder, sampling, use_tool=True))
+  rng = jax.random.key(ladder.config.seed)
+  with sharding.activate(ladder.mesh, ladder.rules):
+    return evaluation.evaluate(
+        ladder.world.split("eval"), lambda ex: generate(params, ex, rng),
+        evaluation.EvalConfig(num_examples=cfg.num_examples, batch_size=cfg.batch_size,
+                              max_new_tokens=cfg.max_new_tokens))
+
+
+# ------------------------------------------------------------------------- training
+
+
+def run_sft(ladder, params):
+  cfg = ladder.config.sft
+  source = [e for e in _examples(ladder, "sft", "sft_jsonl") if e.response]
+  data = iter(Pipeline(source, ladder.tokenizer, PipelineConfig(
+      mode="sft", batch_size=cfg.batch_size, max_tokens=cfg.max_tokens,
+      max_patches=cfg.max_patches, max_images=cfg.max_images, pack=True,
+      seed=ladder.config.seed, min_pixels=ladder.config.data.min_pixels,
+      max_pixels=ladder.config.data.max_pixels)))
+  optimizer = optim.make_optimizer(optim.OptimizerConfig(
+      learning_rate=cfg.learning_rate, total_steps=max(cfg.steps, 1),
+      warmup_ratio=cfg.warmup_ratio, schedule=cfg.schedule, weight_decay=cfg.weight_decay,
+      frozen=tuple(cfg.frozen)), params)
+  run = sft.SFTTrainer(sft.SFTConfig(steps=cfg.steps, checkpoint_every=cfg.checkpoint_every,
+                                     step=train_step.StepConfig(micro_batches=cfg.micro_batches)),
+                       ladder.model_config, params, optimizer, data, ladder.workdir / "sft")
+  with sharding.activate(ladder.mesh, ladder.rules):
+    state = run.run()
+  run.close()
+  return state.params, {"eval": evaluate(ladder, state.params)}
+
+
+def rl_stage(name: str):
+  """The M³-RL loop for stage `name` (its config section says the mix, the advantage,
+  the rollout and the reward's extras)."""
+
+  def run_stage(ladder, params):
+    cfg = ladder.config[name]
+    special = ladder.tokenizer.special
+    sampling = rollout.SamplingConfig(num_samples=cfg.num_samples,
+                                      max_new_tokens=cfg.max_new_tokens,
+                                      method=Temperature(cfg.temperature),
+                                      stop_tokens=(special.im_end,))
+    sources = _rl_sources(ladder)
+    prompts = mixture(sources, dict(cfg.mix), cfg.mixture_size, seed=ladder.config.seed)
+    data = iter(Pipeline(prompts, ladder.tokenizer, PipelineConfig(
+        mode="prompt", batch_size=cfg.prompts_per_iteration, max_tokens=cfg.max_prompt_tokens,
+        max_patches=cfg.max_patches, max_images=1, seed=ladder.config.seed,
+        min_pixels=ladder.config.data.min_pixels, max_pixels=ladder.config.data.max_pixels)))
+    updates = cfg.iterations * cfg.updates_per_rollout
+    optimizer = optim.make_optimizer(optim.OptimizerConfig(
+        learning_rate=cfg.learning_rate, total_steps=max(updates, 1),
+        warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
+        grad_clip_norm=cfg.grad_clip_norm, frozen=tuple(cfg.frozen)), params)
+    loss_config = infra_config.from_config(losses.LOSSES[cfg.loss].config_cls,
+                                           cfg.loss_config, f"{name}.loss_config")
+    config = trainer.TrainerConfig(
+        iterations=cfg.iterations, updates_per_rollout=cfg.updates_per_rollout,
+        seed=ladder.config.seed, loss=cfg.loss, loss_config=loss_config,
+        advantage=infra_config.from_config(advantages.AdvantageConfig, cfg.advantage,
+                                           f"{name}.advantage"),
+        normalise_per_objective=cfg.normalise_per_objective,
+        step=train_step.StepConfig(micro_batches=cfg.micro_batches, temperature=cfg.temperature,
+                                   logits_chunk=cfg.logits_chunk),
+        checkpoint_every=cfg.checkpoint_every)
+    run = trainer.RLTrainer(config, ladder.model_config, params, optimizer, data,
+                            _reward_fn(ladder, cfg), ladder.tokenizer.decode,
+                            _rollout_fn(ladder, sampling, cfg.rollout == "search"),
+                            ladder.workdir / name,
+                            mesh=ladder.mesh, rules=ladder.rules)
+    with sharding.activate(ladder.mesh, ladder.rules):
+      state = run.run()
+    run.close()
+    return state.params, {"eval": evaluate(ladder, state.params)}
+
+  return run_stage
+
+
+STAGES = {
+    "judges": run_judges,
+    "sft": run_sft,
+    "m3rl_a": rl_stage("m3rl_a"),
+    "m3rl_b": rl_stage("m3rl_b"),
+    "efficient": rl_stage("efficient"),
+    "search": rl_stage("search"),
+}
+
+
+# ---------------------------------------------------------------------- findings
+
+
+def findings(points: Sequence[tuple[str, Mapping[str, float]]]) -> list[str]:
+  """The acceptance comparisons of the ladder, stated with their numbers."""
+  by_name = dict(points)
+  notes = []
+  base = by_name.get("CoT-SFT")
+  m3 = by_name.get("M³-RL B") or by_name.get("M³-RL A")
+  if base and m3:
+    notes.append(
+        f"M³-RL vs CoT-SFT: safety {base['safety']:.3f} -> {m3['safety']:.3f}, capability "
+        f"(general + knowledge) {base['capability']:.3f} -> {m3['capability']:.3f}, general "
+        f"accuracy {base['general_accuracy']:.1%} -> {m3['general_accuracy']:.1%}.")
+  cale = by_name.get("CALE")
+  if m3 and cale:
+    shorter = 1 - cale["response_length"] / m3["response_length"]
+    acc = lambda m: np.nanmean([m["general_accuracy"], m["knowledge_accuracy"],
+                                m["value_accuracy"], m["safe_rate"]])
+    notes.append(f"CALE: mean response length {m3['response_length']:.1f} -> "
+                 f"{cale['response_length']:.1f} tokens ({shorter:.0%} shorter); mean accuracy "
+                 f"{acc(m3):.1%} -> {acc(cale):.1%}.")
+  search = by_name.get("Search RL")
+  before = cale or m3
+  if search and before:
+    notes.append(f"Search RL: search-only facts {before['knowledge_accuracy_search_only']:.1%} "
+                 f"-> {search['knowledge_accuracy_search_only']:.1%}; false-certain rate "
+                 f"{before['false_certain_rate']:.1%} -> {search['false_certain_rate']:.1%}.")
+  return notes
