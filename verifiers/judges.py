@@ -37,7 +37,7 @@ from data import tokenizer as tokenizer_lib
 from models import vlm
 from models.config import ModelConfig
 from models.inputs import ModelInputs
-from rl import rewards, train_step
+from rl import rewards, sampling_methods, train_step
 from safework.infra import config as infra_config
 from safework.infra import sharding
 from verifiers import base, judges_inputs, judges_prompts, verdicts
@@ -48,13 +48,15 @@ def verdict_probs(model_config: ModelConfig, params, inputs: ModelInputs, read_a
   """float32 [B, V]: the next-token probability of each verdict token at `read_at`.
 
   The softmax runs over the whole vocabulary (float32), so a row's verdict probabilities
-  sum to at most 1; only the read position's logits are computed.
+  sum to at most 1; only the read position's logits are computed. The vision placeholders
+  are excluded as the train step excludes them (`policy_logits`), so the probability the
+  judge reads is the one judge training fits.
   """
   model = vlm.Qwen25VL(model_config)
   hidden_btd, _ = model.apply(params, inputs, method=vlm.Qwen25VL.hidden_states)
   hidden_b1d = jnp.take_along_axis(hidden_btd, read_at_b[:, None, None], axis=1)
   logits_bw = model.apply(params, hidden_b1d, method=vlm.Qwen25VL.logits)[:, 0]
-  logp_bw = jax.nn.log_softmax(logits_bw.astype(jnp.float32), axis=-1)
+  logp_bw = jax.nn.log_softmax(sampling_methods.policy_logits(logits_bw, model_config), axis=-1)
   return jnp.exp(jnp.take_along_axis(logp_bw, verdict_ids_bv, axis=1))
 
 

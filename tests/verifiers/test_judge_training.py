@@ -16,7 +16,7 @@ from tests.verifiers import test_judges
 from verifiers import judge_training, judges, judges_inputs
 
 FIT_CONFIG = judge_training.JudgeTrainingConfig(
-    steps=30, learning_rate=3e-3, warmup_ratio=0.1, schedule="constant",
+    steps=40, learning_rate=3e-3, warmup_ratio=0.1, schedule="constant",
     inputs=judges_inputs.InputConfig(batch_size=16, max_tokens=256, max_patches=64))
 
 

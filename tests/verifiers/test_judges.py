@@ -79,6 +79,10 @@ def test_verdict_probs_equal_the_softmax_of_a_full_forward(model):
   inputs = judges_inputs.model_inputs_of(batch, model.config)
   logits, _ = vlm.Qwen25VL(model.config).apply(model.params, jax.tree.map(np.asarray, inputs))
   logits = np.asarray(logits, np.float64)
+  # The vision placeholders are never a verdict: the judge, like the policy, excludes them.
+  cfg = model.config
+  logits[..., [cfg.image_token_id, cfg.video_token_id, cfg.vision_start_token_id,
+               cfg.vision_end_token_id]] = -np.inf
   for row in range(5):
     at = logits[row, batch.read_at[row]]
     logp = at - at.max() - np.log(np.exp(at - at.max()).sum())
@@ -184,14 +188,14 @@ def test_sharded_judge_equals_the_single_device_judge(model):
                       dataclasses.replace(INPUTS, batch_size=6), mesh=mesh)
 
 
-def test_construction_checks_fail_clearly(model):
+def test_construction_checks_fail_clearly(model, monkeypatch):
   with pytest.raises(ValueError, match=r"disagree on .*'image_token_id': \(5, "):
     judges.JudgeModel(judge_config(image_token_id=5), model.params, model.tokenizer, INPUTS)
   with pytest.raises(ValueError, match="more than the model's vocab_size 300"):
     judges.JudgeModel(judge_config(vocab_size=300, image_token_id=1, video_token_id=2,
                                    vision_start_token_id=3, vision_end_token_id=4),
                       model.params, model.tokenizer, INPUTS)
-  judges_prompts.register_template(dataclasses.replace(
+  monkeypatch.setitem(judges_prompts.TEMPLATES, "value_words_test", dataclasses.replace(
       judges_prompts.get_template("value"), name="value_words_test",
       verdict_strings=("excellent", "bad")))
   with pytest.raises(ValueError, match="'value_words_test'.*not one token"):

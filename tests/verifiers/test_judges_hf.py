@@ -69,6 +69,10 @@ def _reference_probs(model, tok, rollout, template):
                     mm_token_type_ids=(input_ids == tok.special.image_pad).int())
     with torch.no_grad():
       logits = model(**kwargs).logits[0, -1].double()
+    # Our judges exclude the vision placeholders from the softmax (judges.verdict_probs).
+    cfg = model.config
+    logits[[cfg.image_token_id, cfg.video_token_id, cfg.vision_start_token_id,
+            cfg.vision_end_token_id]] = -float("inf")
     out.append(torch.softmax(logits, -1)[ids].numpy())
   return np.stack(out)
 
