@@ -83,6 +83,7 @@ class SFTTrainer:
       step += 1
       late.push(step, metrics, timer.summary())
       if step % self.config.checkpoint_every == 0 or step == self.config.steps:
+        late.flush()  # A checkpoint's metrics are on disk before it (one sync per save).
         self.checkpointer.save(step, self.state, {"data": self.data.get_state()})
     late.flush()
     self.checkpointer.wait()

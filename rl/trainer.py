@@ -165,6 +165,7 @@ class RLTrainer:
         hook(self.iteration, host)
       late.push(self.iteration, step_metrics, host)
       if self.iteration % cfg.checkpoint_every == 0 or self.iteration == cfg.iterations:
+        late.flush()  # A checkpoint's metrics are on disk before it (one sync per save).
         self.save()
     late.flush()
     self.checkpointer.wait()

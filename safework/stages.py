@@ -107,7 +107,8 @@ def load_judges(ladder, params=None) -> dict[str, judges.Judge]:
   """The four judges over the trained (or released) judge model."""
   cfg = ladder.config.judges
   if cfg.hf_checkpoint:
-    model = judges_hf.load_judge_model(cfg.hf_checkpoint, ladder.tokenizer, _judge_inputs(ladder))
+    model = judges_hf.load_judge_model(cfg.hf_checkpoint, ladder.tokenizer, _judge_inputs(ladder),
+                                       mesh=ladder.mesh, rules=ladder.rules)
   else:
     model_config = _judge_model_config(ladder)
     if params is None:
@@ -118,7 +119,8 @@ def load_judges(ladder, params=None) -> dict[str, judges.Judge]:
         raise FileNotFoundError(f"no trained judges in {ladder.workdir / 'judges'}: run the "
                                 "'judges' stage first or set config.judges.hf_checkpoint")
       params = restored[0]
-    model = judges.JudgeModel(model_config, params, ladder.tokenizer, _judge_inputs(ladder))
+    model = judges.JudgeModel(model_config, params, ladder.tokenizer, _judge_inputs(ladder),
+                              mesh=ladder.mesh, rules=ladder.rules)
   return {name: judges.Judge(model, judge_config)
           for name, judge_config in judges.DEFAULT_JUDGES.items()}
 
@@ -258,6 +260,10 @@ STAGES = {
 # ---------------------------------------------------------------------- findings
 
 
+def _pct(value: float) -> str:
+  return "–" if value is None or np.isnan(value) else f"{value:.1%}"
+
+
 def findings(points: Sequence[tuple[str, Mapping[str, float]]]) -> list[str]:
   """The acceptance comparisons of the ladder, stated with their numbers."""
   by_name = dict(points)
@@ -268,19 +274,19 @@ def findings(points: Sequence[tuple[str, Mapping[str, float]]]) -> list[str]:
     notes.append(
         f"M³-RL vs CoT-SFT: safety {base['safety']:.3f} -> {m3['safety']:.3f}, capability "
         f"(general + knowledge) {base['capability']:.3f} -> {m3['capability']:.3f}, general "
-        f"accuracy {base['general_accuracy']:.1%} -> {m3['general_accuracy']:.1%}.")
+        f"accuracy {_pct(base['general_accuracy'])} -> {_pct(m3['general_accuracy'])}.")
   cale = by_name.get("CALE")
   if m3 and cale:
-    shorter = 1 - cale["response_length"] / m3["response_length"]
-    acc = lambda m: np.nanmean([m["general_accuracy"], m["knowledge_accuracy"],
-                                m["value_accuracy"], m["safe_rate"]])
+    shorter = 1 - cale["response_length"] / max(m3["response_length"], 1e-9)
+    accuracy = lambda m: float(np.nanmean([m["general_accuracy"], m["knowledge_accuracy"],
+                                           m["value_accuracy"], m["safe_rate"]]))
     notes.append(f"CALE: mean response length {m3['response_length']:.1f} -> "
                  f"{cale['response_length']:.1f} tokens ({shorter:.0%} shorter); mean accuracy "
-                 f"{acc(m3):.1%} -> {acc(cale):.1%}.")
+                 f"{_pct(accuracy(m3))} -> {_pct(accuracy(cale))}.")
   search = by_name.get("Search RL")
   before = cale or m3
   if search and before:
-    notes.append(f"Search RL: search-only facts {before['knowledge_accuracy_search_only']:.1%} "
-                 f"-> {search['knowledge_accuracy_search_only']:.1%}; false-certain rate "
-                 f"{before['false_certain_rate']:.1%} -> {search['false_certain_rate']:.1%}.")
+    notes.append(f"Search RL: search-only facts {_pct(before['knowledge_accuracy_search_only'])}"
+                 f" -> {_pct(search['knowledge_accuracy_search_only'])}; false-certain rate "
+                 f"{_pct(before['false_certain_rate'])} -> {_pct(search['false_certain_rate'])}.")
   return notes

@@ -1,0 +1,63 @@
+"""The whole ladder, shrunken to a couple of steps per rung, killed mid-stage and started
+again: finished stages are not redone, the unfinished one resumes from its checkpoint,
+and the report covers every rung."""
+
+import json
+
+import pytest
+
+from rl import trainer
+from safework import ladder, stages
+from tests.safework.ladder_config import shrunken
+
+
+class _Killed(Exception):
+  pass
+
+
+def test_killed_ladder_resumes_without_redoing_finished_stages(tmp_path, monkeypatch):
+  config = shrunken(iterations=2)
+  original_save = trainer.RLTrainer.save
+
+  def save_then_die(self, force=False):
+    original_save(self, force)
+    if self.workdir.name == "m3rl_a" and self.iteration == 1:
+      self.checkpointer.wait()  # The kill comes after the checkpoint is on disk.
+      raise _Killed
+
+  monkeypatch.setattr(trainer.RLTrainer, "save", save_then_die)
+  with pytest.raises(_Killed):
+    ladder.Ladder(config, tmp_path).run()
+  assert (tmp_path / "sft" / "DONE.json").exists()
+  assert not (tmp_path / "m3rl_a" / "DONE.json").exists()
+  finished = {s: (tmp_path / s / "DONE.json").read_text() for s in ("judges", "sft")}
+
+  # Second start: finished stages must not run, m3rl_a must resume at iteration 1.
+  monkeypatch.setattr(trainer.RLTrainer, "save", original_save)
+  for done in ("judges", "sft"):
+    monkeypatch.setitem(stages.STAGES, done, lambda *a, s=done: pytest.fail(f"{s} ran again"))
+  started_at = {}
+  original_init = trainer.RLTrainer.__init__
+
+  def record(self, *args, **kwargs):
+    original_init(self, *args, **kwargs)
+    started_at[self.workdir.name] = self.iteration
+
+  monkeypatch.setattr(trainer.RLTrainer, "__init__", record)
+  report = ladder.Ladder(config, tmp_path).run()
+
+  assert started_at == {"m3rl_a": 1, "m3rl_b": 0, "efficient": 0, "search": 0}
+  for stage, text in finished.items():
+    assert (tmp_path / stage / "DONE.json").read_text() == text
+  for stage in ("m3rl_a", "m3rl_b", "efficient", "search"):
+    steps = [json.loads(line)["step"] for line in
+             (tmp_path / stage / "metrics" / "metrics.jsonl").read_text().splitlines()]
+    assert steps[-1] == 2 and sorted(set(steps)) == [1, 2]
+  text = report.read_text()
+  for title in ("CoT-SFT", "M³-RL A", "M³-RL B", "CALE", "Search RL"):
+    assert title in text
+  assert "| judge |" in text and (tmp_path / "ai45.png").exists()
+  records = {s: json.loads((tmp_path / s / "DONE.json").read_text())
+             for s in ("sft", "m3rl_a", "m3rl_b", "efficient", "search")}
+  for record in records.values():
+    assert 0.0 <= record["eval"]["safety"] <= 1.0 and record["eval"]["num_examples"] == 4
