@@ -61,7 +61,7 @@ def common(args):
   c.eval = ml_collections.ConfigDict({
       "num_examples": 192 if args["runlocal"] else 2000,  # Held-out prompts per evaluation.
       "batch_size": 64,  # Prompts per generation batch.
-      "max_new_tokens": 160 if args["runlocal"] else 8192,  # Response budget, tokens.
+      "max_new_tokens": 128 if args["runlocal"] else 8192,  # Response budget, tokens.
       "max_prompt_tokens": 128 if args["runlocal"] else 8192,  # Prompt budget, tokens.
   })
   return c
@@ -71,14 +71,14 @@ def rl_stage(args, **overrides):
   """One RL stage's settings; the authors' 7B values where they exist (METHOD.md §1)."""
   local = args["runlocal"]
   s = ml_collections.ConfigDict({
-      "iterations": 12 if local else 200,  # Rollout batches.
+      "iterations": 10 if local else 200,  # Rollout batches.
       "prompts_per_iteration": 8 if local else 128,  # B prompts per rollout batch.
       "num_samples": 8,  # G responses per prompt.
-      "max_new_tokens": 160 if local else 8192,  # Response budget, tokens.
+      "max_new_tokens": 128 if local else 8192,  # Response budget, tokens.
       "max_prompt_tokens": 128 if local else 8192,  # Prompt budget, tokens.
       "max_patches": 64 if local else 16384,  # Image patches per prompt.
       "temperature": 1.0,  # Sampling temperature (and of the log-probs).
-      "learning_rate": 5e-5 if local else 1e-6,  # Peak learning rate.
+      "learning_rate": 2e-4 if local else 1e-6,  # Peak learning rate.
       "warmup_ratio": 0.03,  # Fraction of updates warming up.
       "weight_decay": 0.01,  # AdamW decoupled weight decay.
       "grad_clip_norm": 1.0,  # Global-norm clip.

@@ -17,7 +17,7 @@ def section(args):
                  "dynamic_sampling": False},
       loss_config={"clip_eps": 0.2, "drift_coef": 0.01, "drift_clip": 2.0,
                    "kl_coef": 0.0, "aggregation": "seq-mean-token-sum-norm",
-                   "max_response_length": 160 if args["runlocal"] else 8192})
+                   "max_response_length": 128 if args["runlocal"] else 8192})
 
 
 def get_config(arg=None):

@@ -16,11 +16,14 @@ def section(args):
   return ml_collections.ConfigDict({
       "preset": "tiny" if local else "qwen2_5_vl_7b",  # The judge model's shape.
       "hf_checkpoint": "",  # Released judge weights (HF dir) to use instead of training.
-      "steps": 300 if local else 2000,  # SFT updates on the verdict token.
+      "steps": 200 if local else 2000,  # SFT updates on the verdict token.
       "batch_size": 32,  # Judged examples per update.
-      "learning_rate": 2e-3 if local else 1e-5,  # Peak learning rate.
+      "learning_rate": 3e-3 if local else 1e-5,  # Peak learning rate.
       "max_tokens": 192 if local else 8192,  # Judging-prompt budget, tokens.
       "max_patches": 64 if local else 16384,  # Image patches per judged example.
+      # (ours) Auxiliary next-token loss on the judged text: dense signal for a judge
+      # trained from scratch; 0 for a pre-trained judge.
+      "lm_weight": 0.1 if local else 0.0,
       "eval_examples": 800,  # Held-out judge examples for the accuracy table.
   })
 

@@ -18,7 +18,7 @@ def section(args):
       search={"max_tool_calls": 3, "top_k": 2, "max_tool_tokens": 96},  # Tool use budget.
       false_certain={"cap": 0.1, "zeta": 5, "dual_lr": 0.5, "lambda_init": 0.5,
                      "lambda_max": 5.0},  # The constraint and its multiplier.
-      max_new_tokens=256 if args["runlocal"] else 8192)
+      max_new_tokens=192 if args["runlocal"] else 8192)
 
 
 def get_config(arg=None):

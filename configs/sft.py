@@ -13,9 +13,9 @@ from configs import base
 def section(args):
   local = args["runlocal"]
   return ml_collections.ConfigDict({
-      "steps": 300 if local else 2000,  # Optimiser updates.
+      "steps": 200 if local else 2000,  # Optimiser updates.
       "batch_size": 8 if local else 128,  # Packed rows per update.
-      "max_tokens": 512 if local else 16384,  # Tokens per packed row.
+      "max_tokens": 384 if local else 16384,  # Tokens per packed row.
       "max_patches": 256 if local else 32768,  # Image patches per row.
       "max_images": 8,  # Images per row.
       "learning_rate": 2e-3 if local else 1e-5,  # Peak learning rate.

@@ -9,6 +9,7 @@ Any field can be overridden with `--config.<path>=value`. A run started again wi
 same workdir continues where it stopped.
 """
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -18,7 +19,18 @@ from safework.infra import distributed
 _CONFIG = config_flags.DEFINE_config_file("config", None, "The experiment config file.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and the report go.")
+_CACHE = flags.DEFINE_string(
+    "compilation_cache", "default",
+    "Persistent XLA compilation cache: 'default' is <workdir>/compilation_cache (the rungs "
+    "compile the same programs, and a restarted run compiles nothing); '' disables it.")
 flags.mark_flags_as_required(["config", "workdir"])
+
+
+def _enable_compilation_cache(workdir) -> None:
+  path = str(workdir / "compilation_cache") if _CACHE.value == "default" else _CACHE.value
+  if path:
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 def main(argv):
@@ -27,6 +39,7 @@ def main(argv):
   logging.info("process %d of %d; config:\n%s", info.index, info.count,
                _CONFIG.value)
   workdir = distributed.make_workdir(_WORKDIR.value)
+  _enable_compilation_cache(workdir)
   report = ladder.Ladder(_CONFIG.value, workdir).run()
   logging.info("done: %s", report)
   print(f"report: {report}")

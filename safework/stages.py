@@ -92,7 +92,10 @@ def run_judges(ladder, params):
   result = judge_training.train_judges(
       items, ladder.tokenizer, model_config, judge_training.JudgeTrainingConfig(
           steps=cfg.steps, learning_rate=cfg.learning_rate, seed=ladder.config.seed,
-          inputs=_judge_inputs(ladder)))
+          inputs=_judge_inputs(ladder), lm_weight=cfg.get("lm_weight", 0.0)),
+      callback=lambda step, _, loss: logging.info("judges: update %d/%d, loss %.4f", step,
+                                                  cfg.steps, loss),
+      callback_every=max(cfg.steps // 10, 1))
   with checkpoint.Checkpointer(ladder.workdir / "judges" / "final", max_to_keep=1,
                                async_save=False) as ckpt:
     ckpt.save(0, result.params, {"stage": "judges"}, force=True)

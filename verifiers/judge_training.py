@@ -106,6 +106,10 @@ class JudgeTrainingConfig:
       (a judge trained from scratch needs its vision to tell pictured items apart).
     seed: parameter initialisation and batch order.
     inputs: the batch shapes (training batches are `inputs.batch_size` rows).
+    lm_weight: (ours) weight of an auxiliary next-token loss on the judging prompt's text
+      tokens, relative to 1 on the verdict token. A judge trained from scratch sees one
+      label per sequence; the language-model term gives it dense signal to learn the
+      world's text first. 0 is the plain verdict SFT (right for a pre-trained judge).
   """
 
   judges: tuple[str, ...] = ("safety", "value", "knowledge", "helpfulness")
@@ -119,6 +123,7 @@ class JudgeTrainingConfig:
   seed: int = 0
   inputs: judges_inputs.InputConfig = judges_inputs.InputConfig(batch_size=32, max_tokens=224,
                                                                 max_patches=64)
+  lm_weight: float = 0.0
 
   def __post_init__(self):
     unknown = sorted(set(self.judges) - set(judges.DEFAULT_JUDGES))
@@ -127,6 +132,8 @@ class JudgeTrainingConfig:
                        f"{sorted(judges.DEFAULT_JUDGES)}")
     if self.steps < 1:
       raise ValueError(f"JudgeTrainingConfig.steps must be >= 1, got {self.steps}")
+    if not 0.0 <= self.lm_weight <= 1.0:
+      raise ValueError(f"JudgeTrainingConfig.lm_weight must be in [0, 1], got {self.lm_weight}")
 
   @classmethod
   def from_config(cls, cfg: Any, path: str = "judges.training") -> JudgeTrainingConfig:
@@ -157,6 +164,22 @@ def _encode_all(items: Sequence[LabelledItem], tokenizer, config: JudgeTrainingC
     ids = template.verdict_ids(tokenizer)
     rows.append((encoded, ids, ids[li.target]))
   return rows, skipped
+
+
+def _loss_mask(batch: judges_inputs.HostBatch, tokenizer: tokenizer_lib.Tokenizer,
+               config: JudgeTrainingConfig) -> np.ndarray:
+  """float32 [B, T]: 1 on each row's verdict token, `lm_weight` on its other text tokens
+  after the first (never on padding or the vision placeholders, which are never
+  predicted)."""
+  if not config.lm_weight:
+    return batch.loss_mask
+  special = tokenizer.special
+  never = np.asarray([special.pad, special.image_pad, special.video_pad, special.vision_start,
+                      special.vision_end])
+  text = (batch.segment_ids > 0) & ~np.isin(batch.tokens, never)
+  text[:, 0] = False
+  return np.where(batch.loss_mask > 0, batch.loss_mask,
+                  np.where(text, np.float32(config.lm_weight), np.float32(0.0)))
 
 
 def train_judges(items: Sequence[LabelledItem], tokenizer: tokenizer_lib.Tokenizer,
@@ -206,7 +229,7 @@ def train_judges(items: Sequence[LabelledItem], tokenizer: tokenizer_lib.Tokeniz
                                    targets=[rows[i][2] for i in chunk])
     inputs = judges_inputs.model_inputs_of(batch, model_config, config.inputs.images)
     sft = train_step.SFTBatch(inputs=jax.tree.map(jnp.asarray, inputs),
-                              loss_mask=jnp.asarray(batch.loss_mask))
+                              loss_mask=jnp.asarray(_loss_mask(batch, tokenizer, config)))
     state, metrics = step_fn(state, None, sft)
     losses.append(metrics["loss"])
     if callback is not None and (len(losses) % callback_every == 0):

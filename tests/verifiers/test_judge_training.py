@@ -81,6 +81,25 @@ def test_a_trained_judge_gives_its_training_verdicts():
   assert f"| safety | {len(safety)} | 1.000 | unsafe | {unsafe} | 1.000 | 1.000 | 1.000 |" in table
 
 
+def test_the_auxiliary_lm_loss_weights_text_tokens_and_never_padding_or_vision():
+  tok = test_judges.judge_tokenizer()
+  sp = tok.special
+  a, b, c, d = (300 + i for i in range(4))  # Ordinary pieces.
+  tokens = np.array([[a, sp.vision_start, sp.image_pad, sp.vision_end, b, c, d, sp.pad],
+                     [a, b, d, sp.pad, sp.pad, sp.pad, sp.pad, sp.pad]], np.int32)
+  segment_ids = np.array([[1, 1, 1, 1, 1, 1, 1, 0], [1, 1, 1, 0, 0, 0, 0, 0]], np.int32)
+  loss_mask = np.zeros((2, 8), np.float32)
+  loss_mask[0, 6] = loss_mask[1, 2] = 1.0  # The verdict tokens.
+  batch = judges_inputs.HostBatch(tokens, segment_ids, None, None, None, None, loss_mask)
+  config = judge_training.JudgeTrainingConfig(lm_weight=0.25)
+  mask = judge_training._loss_mask(batch, tok, config)
+  np.testing.assert_array_equal(mask, [[0, 0, 0, 0, 0.25, 0.25, 1, 0], [0, 0.25, 1, 0, 0, 0, 0, 0]])
+  plain = judge_training._loss_mask(batch, tok, judge_training.JudgeTrainingConfig())
+  np.testing.assert_array_equal(plain, loss_mask)
+  with pytest.raises(ValueError, match="lm_weight must be in"):
+    judge_training.JudgeTrainingConfig(lm_weight=2.0)
+
+
 def test_report_arithmetic_by_hand():
   report = judge_training.report("j", ("a", "b", "c"), np.array([0, 0, 1, 1, 2, 2]),
                                  np.array([0, 1, 1, 1, -1, 2]))
