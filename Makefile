@@ -3,10 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-REQS := requirements/core.txt requirements/test.txt requirements/tf.txt requirements/tf-nodeps.txt
+REQS := requirements/core.txt requirements/test.txt requirements/tf.txt requirements/tf-nodeps.txt \
+  requirements/tpu.txt
 WORKDIR ?= /tmp/safeladder_demo
+# These targets run on the CPU. With libtpu installed (requirements/tpu.txt) jax would
+# first try to start a TPU runtime, logging errors on a host without one and taking
+# libtpu's lock file; `make demo JAX_PLATFORMS=` restores jax's own choice on a TPU VM.
+export JAX_PLATFORMS ?= cpu
 
-.PHONY: setup demo test test-all bench lint clean
+.PHONY: setup demo test test-all bench lint clean compile-check
 
 setup: $(STAMP)
 
@@ -18,6 +23,7 @@ $(STAMP): $(REQS)
 	$(PY) -m pip install -r requirements/core.txt -r requirements/test.txt
 	$(PY) -m pip install -r requirements/tf.txt
 	$(PY) -m pip install --no-deps -r requirements/tf-nodeps.txt
+	$(PY) -m pip install -r requirements/tpu.txt
 	touch $(STAMP)
 
 demo: setup
@@ -35,6 +41,11 @@ bench: setup
 	  case $$b in */__init__.py) continue;; esac; \
 	  echo "== $$b"; $(PY) -m benchmarks.$$(basename $$b .py) || exit 1; \
 	done
+
+# Ahead-of-time compile of the tiny preset's RL programs for a TPU topology, on this host
+# (docs/scale_plan.md has the 7B and 72B plans); tests/launch runs it in `make test`.
+compile-check: setup
+	$(PY) -m launch.compile_check --preset tiny --topology v5p:2x2x1
 
 lint: setup
 	$(PY) -m pytest -q tests/test_layers.py
