@@ -2,7 +2,7 @@
 of judges trained on the SafeLadder world.
 
   python -m benchmarks.judges [--batch 16] [--length 256] [--responses 64]
-  python -m benchmarks.judges --accuracy [--steps 800] [--learning_rate 3e-3]
+  python -m benchmarks.judges --accuracy [--steps 600] [--learning_rate 3e-3] [--lm_weight 0.1]
 
 Prints JSON. Speed: for the `tiny` judge (random weights: speed does not depend on them)
 over world judge_eval responses (images included), the compile seconds, seconds per
@@ -79,10 +79,11 @@ def measure_speed(batch: int, length: int, responses: int) -> dict:
           "failed": judge.stats.failures, "truncated": judge.stats.truncated}
 
 
-def measure_accuracy(steps: int, learning_rate: float) -> dict:
+def measure_accuracy(steps: int, learning_rate: float, lm_weight: float) -> dict:
   world = World(WorldConfig())
   tok = _tokenizer(world, 1000)
-  config = judge_training.JudgeTrainingConfig(steps=steps, learning_rate=learning_rate)
+  config = judge_training.JudgeTrainingConfig(steps=steps, learning_rate=learning_rate,
+                                              lm_weight=lm_weight)
   start = time.perf_counter()
   trained = judge_training.train_world_judges(world, tok, config)
   seconds = time.perf_counter() - start
@@ -95,7 +96,8 @@ def measure_accuracy(steps: int, learning_rate: float) -> dict:
                                               "f1": round(row.f1, 4)} for row in r.rows}}
             for name, r in reports.items()}
 
-  return {"steps": steps, "learning_rate": learning_rate, "train_and_eval_s": round(seconds, 1),
+  return {"steps": steps, "learning_rate": learning_rate, "lm_weight": lm_weight,
+          "train_and_eval_s": round(seconds, 1),
           "final_loss": float(np.mean(trained.result.losses[-20:])),
           "skipped": trained.result.skipped, "held_out": as_dict(trained.reports),
           "held_out_unmasked": as_dict(trained.unmasked),
@@ -109,12 +111,13 @@ def main():
   parser.add_argument("--length", type=int, default=256)
   parser.add_argument("--responses", type=int, default=64)
   parser.add_argument("--accuracy", action="store_true")
-  parser.add_argument("--steps", type=int, default=800)
+  parser.add_argument("--steps", type=int, default=600)
   parser.add_argument("--learning_rate", type=float, default=3e-3)
+  parser.add_argument("--lm_weight", type=float, default=0.1)
   args = parser.parse_args()
   result = {"benchmark": "judges", "machine": common.machine()}
   if args.accuracy:
-    result["accuracy"] = measure_accuracy(args.steps, args.learning_rate)
+    result["accuracy"] = measure_accuracy(args.steps, args.learning_rate, args.lm_weight)
   else:
     result.update(batch=args.batch, length=args.length,
                   tiny=measure_speed(args.batch, args.length, args.responses))

@@ -154,7 +154,8 @@ def test_bad_labelled_data_and_configs_fail_naming_the_problem():
 
 # The acceptance run: judges trained on the default world reach 90% held-out accuracy.
 # `benchmarks/judges.py --accuracy` runs the same function and prints the table.
-ACCEPTANCE_CONFIG = judge_training.JudgeTrainingConfig(steps=800, learning_rate=3e-3)
+ACCEPTANCE_CONFIG = judge_training.JudgeTrainingConfig(steps=600, learning_rate=3e-3,
+                                                       lm_weight=0.1)
 
 
 @pytest.mark.slow
