@@ -78,7 +78,7 @@ def rl_stage(args, **overrides):
       "max_prompt_tokens": 128 if local else 8192,  # Prompt budget, tokens.
       "max_patches": 64 if local else 16384,  # Image patches per prompt.
       "temperature": 1.0,  # Sampling temperature (and of the log-probs).
-      "learning_rate": 2e-4 if local else 1e-6,  # Peak learning rate.
+      "learning_rate": 5e-5 if local else 1e-6,  # Peak learning rate.
       "warmup_ratio": 0.03,  # Fraction of updates warming up.
       "weight_decay": 0.01,  # AdamW decoupled weight decay.
       "grad_clip_norm": 1.0,  # Global-norm clip.
