@@ -6,8 +6,9 @@ memory per device, FLOPs, whether it fits the chip, and a time estimate.
   flops = program_flops("train", config, shapes, mesh, rules)
 
 FLOPs: XLA's cost analysis counts the body of a loop once (layers are `nn.scan`ned, micro-
-batches `lax.scan`ned, decode is a `while_loop`), so they are not read off the program as
-compiled. The same program is compiled with its layers unrolled at text/vision depths
+batches `lax.scan`ned, decode is a `while_loop`, and the partitioner may loop over the
+shards of a large sharded matmul), so they are not read off the program as compiled. The
+same program is compiled without partitioner loops, with its layers unrolled at depths
 (1, 1), (2, 1) and (1, 2) (no remat, one micro-batch, no logits chunking: model FLOPs,
 recomputation not counted); FLOPs are affine in each depth, which gives the full depth's
 exactly. The train step's count is that of one micro-batch times their number (the
@@ -125,6 +126,13 @@ def _depth_config(config: ModelConfig, text_layers: int, vision_layers: int) -> 
       vision=dataclasses.replace(config.vision, depth=vision_layers, fullatt_block_indexes=(0,)))
 
 
+# XLA may split a sharded matmul into a loop over the shards of its gathered operand
+# ("windowed einsum"), which cost analysis would count once; the FLOPs compiles keep
+# such matmuls whole (the memory compile keeps XLA's defaults).
+_NO_SPMD_LOOPS = {"xla_tpu_enable_windowed_einsum_for_all_gather": False,
+                  "xla_tpu_enable_windowed_einsum_for_reduce_scatter": False}
+
+
 def _cost_flops(compiled) -> float:
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -151,7 +159,7 @@ def program_flops(name: str, config: ModelConfig, shapes: compile_programs.Shape
   def at(text_layers: int, vision_layers: int) -> float:
     program = compile_programs.build(name, _depth_config(config, text_layers, vision_layers),
                                      loop_free, mesh, rules)
-    return _cost_flops(_lower(program, mesh, rules).compile())
+    return _cost_flops(_lower(program, mesh, rules).compile(compiler_options=_NO_SPMD_LOOPS))
 
   one = at(1, 1)
   per_text, per_vision = at(2, 1) - one, at(1, 2) - one
