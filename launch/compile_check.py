@@ -2,7 +2,9 @@
 
   python -m launch.compile_check --preset tiny --topology v5p:2x2x1
   python -m launch.compile_check --preset qwen2_5_vl_7b --topology v5p:2x4x4 \\
-      --mesh data=1,fsdp=-1,tensor=1 --prompts 4 --samples 8 --new_tokens 8192 ...
+      --mesh data=1,fsdp=8,tensor=4 --prompts 16 --samples 8 --new_tokens 8192 ...
+
+(docs/scale_plan.md has the full commands of the 7B and 72B plans and their output.)
 
 On a CPU host with libtpu (requirements/tpu.txt), lowers and compiles for the named
 topology, with abstract sharded arguments (nothing is allocated): the RL train step, the
@@ -21,13 +23,18 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 
-from launch import compile_programs
-from launch import compile_report
-from models import presets
-from safework.infra import sharding
+# Before jax loads: the check compiles for compile-only TPU devices and runs nothing, so
+# jax's own backend stays the CPU (with libtpu installed it would try to start a TPU).
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+from launch import compile_programs  # noqa: E402  pylint: disable=g-import-not-at-top
+from launch import compile_report  # noqa: E402
+from models import layers, presets  # noqa: E402
+from safework.infra import sharding  # noqa: E402
 
 
 def parse_mesh(text: str) -> list[tuple[str, int]]:
@@ -56,6 +63,8 @@ def parse_rules(text: str) -> sharding.Rules:
 
 
 def _model_config(preset: str, dtype: str, remat: str):
+  if remat and remat not in layers.REMAT_POLICIES:
+    raise ValueError(f"--remat {remat!r}: choose from {sorted(layers.REMAT_POLICIES)}")
   overrides = {k: v for k, v in (("dtype", dtype), ("remat", remat)) if v}
   return presets.get_preset(preset, **overrides)
 
@@ -79,7 +88,10 @@ def run(args: argparse.Namespace) -> dict:
   judge_config = _model_config(args.judge_preset or args.preset, args.dtype, "")
   devices = compile_report.topology_devices(args.topology)
   chip = compile_report.per_device(chip, args.topology, len(devices))
-  mesh = sharding.make_mesh(parse_mesh(args.mesh), devices=devices)
+  try:
+    mesh = sharding.make_mesh(parse_mesh(args.mesh), devices=devices)
+  except NotImplementedError as e:  # jax's placement of mesh axes on the physical torus.
+    raise ValueError(f"--mesh {args.mesh} on {args.topology}: {e}") from e
   rules = parse_rules(args.rules)
   hbm = int(args.hbm_gib * compile_report.GIB) if args.hbm_gib else chip.hbm_bytes
 
