@@ -70,7 +70,7 @@ class MetricWriter:
     self._total = total_steps
     self._keys = None if console_keys is None else tuple(console_keys)
     self._clock = clock
-    self._last: tuple[int, float] | None = None
+    self._first: tuple[int, float] | None = None
     self._logdir = None if logdir is None else epath.Path(logdir)
     self._tb = self._jsonl = self._bar = None
     self._stream = None
@@ -148,9 +148,13 @@ class MetricWriter:
     now = self._clock()
     parts = [f"step {step}" + (f"/{self._total}" if self._total else "")]
     parts += [f"{k} {v}" for k, v in shown.items()]
-    if self._last is not None and now > self._last[1] and step > self._last[0]:
-      parts.append(f"{(step - self._last[0]) / (now - self._last[1]):.3g} steps/s")
-    self._last = (step, now)
+    # The mean rate since the first line: metrics may arrive in bursts (the RL trainer
+    # writes a step's metrics when the next step has started), so the gap between two
+    # lines is not a step's time.
+    if self._first is None:
+      self._first = (step, now)
+    elif now > self._first[1] and step > self._first[0]:
+      parts.append(f"{(step - self._first[0]) / (now - self._first[1]):.3g} steps/s")
     self._print(" | ".join(parts))
 
   def _print(self, line: str) -> None:

@@ -98,10 +98,12 @@ def test_plain_console_lines_with_selected_keys_and_rate():
   writer.write_scalars(1, {"kl": 0.1, "reward": 0.123456, "loss": 2.0})
   clock.now += 4.0
   writer.write_scalars(3, {"loss": float("nan"), "reward": 1e-5})
+  writer.write_scalars(4, {"loss": 1.0})  # a burst: written right after step 3
   writer.close()
   assert stream.getvalue().splitlines() == [
       "step 1/10 | loss 2 | reward 0.1235",
       "step 3/10 | loss nan | reward 1e-05 | 0.5 steps/s",
+      "step 4/10 | loss 1 | 0.75 steps/s",  # the mean since step 1, not 1 step in 0 s
   ]
 
 
