@@ -215,6 +215,72 @@ def assemble(rows: Sequence[Encoded | None], verdict_ids: Sequence[Sequence[int]
   return HostBatch(tokens, segment_ids, patches, grids, read_at, verdicts_bv, loss_mask)
 
 
+def pack_training(queue: Sequence[tuple[Encoded, Sequence[int], int]], config: InputConfig,
+                  pad_id: int, lookahead: int | None = None
+                  ) -> tuple[HostBatch, list[int]]:
+  """Packs training requests first-fit into one static batch, several to a row.
+
+  Each request is (encoded with `reserve=1`, its verdict ids, its target verdict id); it
+  takes its prompt's tokens plus the target, its images and its patches in the first row
+  with room for all three, as its own segment (ids 1, 2, ... in the row; positions
+  restart in each, so a packed row computes what separate rows would). The loss mask is
+  1 on every target. `read_at` and `verdict_ids` describe each row's first request only
+  (training reads neither).
+
+  Args:
+    queue: candidate requests in order of preference.
+    config: the batch shapes; `max_images` and `max_patches` bound a whole row.
+    pad_id: the tokenizer's pad id.
+    lookahead: how many of `queue` to try (default all); the first always fits.
+
+  Returns:
+    the batch and the indices into `queue` it took (in the order taken).
+
+  Raises:
+    ValueError: the first request fits no empty row.
+  """
+  b, t, p, k = config.batch_size, config.max_tokens, config.max_patches, config.max_images
+  tokens = np.full((b, t), pad_id, np.int32)
+  segment_ids = np.zeros((b, t), np.int32)
+  patches = np.zeros((b, p, PATCH_DIM), np.float32)
+  grids = np.zeros((b, k, 3), np.int32)
+  read_at = np.zeros((b,), np.int32)
+  verdicts_bv = np.zeros((b, MAX_VERDICTS), np.int32)
+  loss_mask = np.zeros((b, t), np.float32)
+  used_t, used_p, used_i, segs = (np.zeros((b,), np.int64) for _ in range(4))
+  taken = []
+  for index in range(len(queue) if lookahead is None else min(lookahead, len(queue))):
+    encoded, verdict_ids, target = queue[index]
+    n, n_p, n_i = len(encoded.ids) + 1, len(encoded.patches), len(encoded.grids)
+    fits = np.flatnonzero((used_t + n <= t) & (used_p + n_p <= p) & (used_i + n_i <= k))
+    if not len(fits):
+      if index == 0:
+        raise ValueError(f"pack_training: a request of {n} tokens, {n_p} patches and {n_i} "
+                         f"images fits no row of {t} tokens, {p} patches, {k} images")
+      continue
+    r = fits[0]
+    start = used_t[r]
+    tokens[r, start:start + n - 1] = encoded.ids
+    tokens[r, start + n - 1] = target
+    segs[r] += 1
+    segment_ids[r, start:start + n] = segs[r]
+    loss_mask[r, start + n - 1] = 1.0
+    patches[r, used_p[r]:used_p[r] + n_p] = encoded.patches
+    grids[r, used_i[r]:used_i[r] + n_i] = encoded.grids
+    if segs[r] == 1:
+      read_at[r] = n - 2
+      v = list(verdict_ids)
+      verdicts_bv[r] = v + [v[0]] * (MAX_VERDICTS - len(v))
+    used_t[r] += n
+    used_p[r] += n_p
+    used_i[r] += n_i
+    taken.append(index)
+  empty = used_t == 0
+  segment_ids[empty, 0] = 1  # No fully masked row (as `assemble`).
+  verdicts_bv[empty] = verdicts_bv[0]
+  return HostBatch(tokens, segment_ids, patches, grids, read_at, verdicts_bv, loss_mask), taken
+
+
 def model_inputs_of(batch: HostBatch, config: ModelConfig, images: bool = True
                     ) -> model_inputs.ModelInputs:
   """The model's inputs (numpy); with `images` the vision inputs are always present, so

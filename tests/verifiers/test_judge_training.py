@@ -5,6 +5,7 @@ schema, and the held-out report's arithmetic; the acceptance run is marked slow.
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -12,11 +13,13 @@ from data import jsonl
 from data import tokenizer as tokenizer_lib
 from data.world import World, WorldConfig
 from models import vlm
+from rl import train_step
 from tests.verifiers import test_judges
 from verifiers import judge_training, judges, judges_inputs
 
+# One request per row (pack=False): the first update's loss is then the mean over the set.
 FIT_CONFIG = judge_training.JudgeTrainingConfig(
-    steps=40, learning_rate=3e-3, warmup_ratio=0.1, schedule="constant",
+    steps=40, learning_rate=3e-3, warmup_ratio=0.1, schedule="constant", pack=False,
     inputs=judges_inputs.InputConfig(batch_size=16, max_tokens=256, max_patches=64))
 
 
@@ -98,6 +101,46 @@ def test_the_auxiliary_lm_loss_weights_text_tokens_and_never_padding_or_vision()
   np.testing.assert_array_equal(plain, loss_mask)
   with pytest.raises(ValueError, match="lm_weight must be in"):
     judge_training.JudgeTrainingConfig(lm_weight=2.0)
+
+
+def test_packed_training_rows_score_each_request_as_its_own_row():
+  """First-fit packing puts several judging prompts in a row as segments; the log-prob of
+  each target verdict in the packed batch equals what the judge reads for that request
+  alone, each target is in the loss mask once, and the LM mask skips segment starts."""
+  model, items, _, initial = fitted_judge()
+  tok, config = model.tokenizer, model.config
+  train_config = judge_training.JudgeTrainingConfig(lm_weight=0.5)
+  rows, skipped = judge_training._encode_all(items, tok, train_config)
+  assert not skipped
+  shapes = judges_inputs.InputConfig(batch_size=4, max_tokens=512, max_patches=192,
+                                     max_images=4)
+  batch, taken = judges_inputs.pack_training(rows, shapes, tok.special.pad)
+  assert len(taken) > 4 and len(set(taken)) == len(taken)  # More requests than rows.
+  assert batch.segment_ids.max() >= 2
+  assert np.sum(batch.loss_mask) == len(taken)
+  inputs = judges_inputs.model_inputs_of(batch, config)
+  logp, _ = train_step.token_logprobs(config, initial, jax.tree.map(jnp.asarray, inputs))
+  packed = np.asarray(logp)[batch.loss_mask > 0]  # Row-major: the order taken, by row.
+  before = judges.JudgeModel(config, initial, tok, test_judges.INPUTS)
+  expected = {}
+  for i in taken:
+    item = items[i]
+    probs, _, _ = judges.Judge(before, judges.DEFAULT_JUDGES[item.judge]
+                               ).verdict_probabilities([item.item])
+    expected[i] = np.log(probs[0, item.target])
+  # Which request each segment holds, by its tokens (row-major, as the mask is read).
+  starts, held = [], []
+  for r in range(shapes.batch_size):
+    for seg in range(1, batch.segment_ids[r].max() + 1):
+      where = np.flatnonzero(batch.segment_ids[r] == seg)
+      starts.append((r, int(where[0])))
+      held.append(next(i for i in taken
+                       if batch.tokens[r, where].tolist() == [*rows[i][0].ids, rows[i][2]]))
+  assert sorted(held) == sorted(taken)
+  np.testing.assert_allclose(packed, [expected[i] for i in held], atol=2e-5)
+  mask = judge_training._loss_mask(batch, tok, train_config)
+  for r, s in starts:
+    assert mask[r, s] == 0.0 and mask[r, s + 1] == 0.5
 
 
 def test_report_arithmetic_by_hand():
