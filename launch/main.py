@@ -9,6 +9,8 @@ Any field can be overridden with `--config.<path>=value`. A run started again wi
 same workdir continues where it stopped.
 """
 
+import logging as std_logging
+
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -33,8 +35,16 @@ def _enable_compilation_cache(workdir) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
+class _QuietLibraries(std_logging.Filter):
+  """Drops the INFO lines of orbax (dozens per checkpoint save); warnings pass."""
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
+
+
 def main(argv):
   del argv
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   info = distributed.initialize(_CONFIG.value.get("distributed"))
   logging.info("process %d of %d; config:\n%s", info.index, info.count,
                _CONFIG.value)
