@@ -24,6 +24,8 @@ def section(args):
       # (ours) Auxiliary next-token loss on the judged text: dense signal for a judge
       # trained from scratch; 0 for a pre-trained judge.
       "lm_weight": 0.1 if local else 0.0,
+      # (ours) First-fit several judging prompts into each training row.
+      "pack": True,
       "eval_examples": 800,  # Held-out judge examples for the accuracy table.
   })
 

@@ -92,7 +92,8 @@ def run_judges(ladder, params):
   result = judge_training.train_judges(
       items, ladder.tokenizer, model_config, judge_training.JudgeTrainingConfig(
           steps=cfg.steps, learning_rate=cfg.learning_rate, seed=ladder.config.seed,
-          inputs=_judge_inputs(ladder), lm_weight=cfg.get("lm_weight", 0.0)),
+          inputs=_judge_inputs(ladder), lm_weight=cfg.get("lm_weight", 0.0),
+          pack=cfg.get("pack", True)),
       callback=lambda step, _, loss: logging.info("judges: update %d/%d, loss %.4f", step,
                                                   cfg.steps, loss),
       callback_every=max(cfg.steps // 10, 1))

@@ -76,11 +76,16 @@ class JudgeTemplate:
     return verdicts.SCORE_MAPS[self.score_map]
 
   def user_text(self, question: str, text: str, gold: str | None) -> str:
-    """The user turn's text (after the images)."""
-    parts = [f"Question: {question}"]
+    """The user turn's text (after the images).
+
+    The gold answer (ours) comes last, after the text it is compared with: a causal
+    judge then reads each gold token with the response already in view, right before
+    the verdict, instead of having to carry the gold forward through the response.
+    """
+    parts = [f"Question: {question}",
+             f"{'Reasoning' if self.subject == 'think' else 'Response'}: {text}"]
     if self.uses_gold:
       parts.append(f"Gold answer: {gold}")
-    parts.append(f"{'Reasoning' if self.subject == 'think' else 'Response'}: {text}")
     return "\n".join(parts)
 
   def verdict_ids(self, tokenizer: tokenizer_lib.Tokenizer) -> tuple[int, ...]:

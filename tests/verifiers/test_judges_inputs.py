@@ -23,7 +23,7 @@ def test_prompt_is_the_chat_template_with_the_assistant_turn_opened():
                                  CONFIG)
   expected = (f"{st.IM_START}system\n{TPL['knowledge'].system}{st.IM_END}\n"
               f"{st.IM_START}user\n{st.VISION_START}{st.IMAGE_PAD * 6}{st.VISION_END}"
-              f"Question: How do I do it?\nGold answer: Feru\nResponse: It is Feru.{st.IM_END}\n"
+              f"Question: How do I do it?\nResponse: It is Feru.\nGold answer: Feru{st.IM_END}\n"
               f"{st.IM_START}assistant\n")
   assert tok.decode(encoded.ids.tolist()) == expected
   assert encoded.grids.tolist() == [[1, 4, 6]] and encoded.patches.shape == (24, 1176)

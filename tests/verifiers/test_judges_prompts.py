@@ -58,7 +58,7 @@ def test_templates_cover_each_score_map_and_the_strict_and_think_variants():
 
 def test_user_text_is_exact():
   assert TPL["knowledge"].user_text("Capital of Kalo?", "It is Feru.", "Feru") == (
-      "Question: Capital of Kalo?\nGold answer: Feru\nResponse: It is Feru.")
+      "Question: Capital of Kalo?\nResponse: It is Feru.\nGold answer: Feru")
   assert TPL["value_think"].user_text("Q?", "I weigh it.", None) == (
       "Question: Q?\nReasoning: I weigh it.")
 
