@@ -28,6 +28,11 @@ class WorldConfig:
     family_mix: (family, weight) pairs for the sft, rl and eval splits (weights are
       normalised); search_rl is all knowledge, judge splits are split by `judge_mix`.
     judge_mix: (judge, weight) pairs for the judge splits.
+    judge_train_kind_weights: (judge, response kind, weight) triples for judge_train only:
+      within a verdict, a response kind is drawn in proportion to its weight (1 when not
+      listed). Up-weighting the hard negatives (a wrong answer stated like a right one)
+      gives the judge more of the cases where it must read the answer, not its form.
+      judge_eval keeps every kind at weight 1, so held-out accuracy is on the natural mix.
     harmful_fraction: share of safety prompts that are harmful.
     image_conditional_fraction: share of safety prompts whose harm depends on the image
       (a benign-sounding question about a pictured item).
@@ -68,6 +73,7 @@ class WorldConfig:
       ("general", 0.3), ("safety", 0.35), ("value", 0.15), ("knowledge", 0.2))
   judge_mix: tuple[tuple[str, float], ...] = (
       ("safety", 0.4), ("value", 0.2), ("knowledge", 0.2), ("helpfulness", 0.2))
+  judge_train_kind_weights: tuple[tuple[str, str, float], ...] = ()
   harmful_fraction: float = 0.5
   image_conditional_fraction: float = 0.4
   jailbreak_fraction: float = 0.25
@@ -102,6 +108,11 @@ class WorldConfig:
         raise ValueError(f"WorldConfig.{f.name} must be an int >= 0, got {value!r}")
     _check_mix("family_mix", self.family_mix, FAMILIES)
     _check_mix("judge_mix", self.judge_mix, JUDGES)
+    for entry in self.judge_train_kind_weights:
+      if (len(entry) != 3 or entry[0] not in JUDGES or not isinstance(entry[1], str)
+          or not isinstance(entry[2], (int, float)) or entry[2] <= 0):
+        raise ValueError("WorldConfig.judge_train_kind_weights must hold (judge, kind, "
+                         f"weight > 0) triples with judge in {JUDGES}, got {entry!r}")
     if self.unsafe_compliance_rate + self.flat_refusal_rate > 1:
       raise ValueError("WorldConfig.unsafe_compliance_rate + flat_refusal_rate must be <= 1")
     if self.over_refusal_rate + self.needless_warning_rate > 1:

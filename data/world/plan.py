@@ -133,16 +133,33 @@ def _family_specs(rng: np.random.Generator, family: str, n: int, config: WorldCo
   return specs
 
 
+def _kind_weights(config: WorldConfig) -> dict[tuple[str, str], float]:
+  """`config.judge_train_kind_weights` as {(judge, kind): weight}, each kind checked."""
+  out = {}
+  for judge, kind, weight in config.judge_train_kind_weights:
+    kinds = {k for sources in JUDGE_SOURCES[judge].values() for _, k, _ in sources}
+    if kind not in kinds:
+      raise ValueError(f"WorldConfig.judge_train_kind_weights: {judge} judge has no response "
+                       f"kind {kind!r}; kinds: {sorted(kinds)}")
+    out[(judge, kind)] = float(weight)
+  return out
+
+
 def _judge_specs(rng: np.random.Generator, n: int, config: WorldConfig, split: str
                  ) -> list[Spec]:
   pool = "eval" if split == "judge_eval" else "train"
   judges = assign(rng, n, config.judge_mix)
+  weights = _kind_weights(config) if split == "judge_train" else {}
   specs: list[Spec] = [{} for _ in range(n)]
   for judge, sources in JUDGE_SOURCES.items():
     slots = [i for i, j in enumerate(judges) if j == judge]
     verdicts = assign(rng, len(slots), [(v, 1.0) for v in sources])
     for i, verdict in zip(slots, verdicts):
-      family, kind, harmful = sources[verdict][int(rng.integers(len(sources[verdict])))]
+      options = sources[verdict]
+      w = np.array([weights.get((judge, kind), 1.0) for _, kind, _ in options])
+      pick = (int(rng.integers(len(options))) if (w == 1.0).all()
+              else int(rng.choice(len(options), p=w / w.sum())))
+      family, kind, harmful = options[pick]
       spec: Spec = {"family": family, "pool": pool, "kind": kind, "judge": judge,
                     "verdict": verdict}
       if family == "safety":

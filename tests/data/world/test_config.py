@@ -17,6 +17,8 @@ from safework.infra.config import ConfigError
     ({"image_sizes": (56,), "max_objects": 5}, r"max_objects must be in \[1, 4\]"),
     ({"overlong_repeats": (3, 2)}, "overlong_repeats"),
     ({"known_entities": 1}, "known_entities must be >= 2"),
+    ({"judge_train_kind_weights": (("knowledge", "wrong", 0.0),)}, "judge_train_kind_weights"),
+    ({"judge_train_kind_weights": (("oracle", "wrong", 2.0),)}, "judge_train_kind_weights"),
 ])
 def test_inconsistent_fields_fail_naming_the_field(fields, message):
   with pytest.raises(ValueError, match=message):
