@@ -3,14 +3,16 @@ of judges trained on the SafeLadder world.
 
   python -m benchmarks.judges [--batch 16] [--length 256] [--responses 64]
   python -m benchmarks.judges --accuracy [--steps 600] [--learning_rate 3e-3] [--lm_weight 0.1]
+                                        [--one_model]
 
 Prints JSON. Speed: for the `tiny` judge (random weights: speed does not depend on them)
 over world judge_eval responses (images included), the compile seconds, seconds per
 forward of one static batch, and judged responses/s end to end (host rendering and image
-preprocessing included). With --accuracy: one judge model trained on the default world's
-judge_train split (verifiers/judge_training.py), its per-judge, per-verdict held-out
-table on judge_eval (masked by the query's harmfulness as the judges score, and the plain
-argmax) and the training seconds.
+preprocessing included). With --accuracy: judge models trained on the default world's
+judge_train split (verifiers/judge_training.py), one per group of the runlocal ladder's
+`judges.groups` (--one_model: one model for all four), their per-judge, per-verdict
+held-out table on judge_eval (masked by the query's harmfulness as the judges score, and
+the plain argmax) and the training seconds.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import tempfile
 import time
 
 from benchmarks import common
+from configs import base as configs_base
+from configs import judges as configs_judges
 
 common.setup_cpu()
 
@@ -79,13 +83,14 @@ def measure_speed(batch: int, length: int, responses: int) -> dict:
           "failed": judge.stats.failures, "truncated": judge.stats.truncated}
 
 
-def measure_accuracy(steps: int, learning_rate: float, lm_weight: float) -> dict:
+def measure_accuracy(steps: int, learning_rate: float, lm_weight: float,
+                     groups: tuple[tuple[str, ...], ...]) -> dict:
   world = World(WorldConfig())
   tok = _tokenizer(world, 1000)
   config = judge_training.JudgeTrainingConfig(steps=steps, learning_rate=learning_rate,
                                               lm_weight=lm_weight)
   start = time.perf_counter()
-  trained = judge_training.train_world_judges(world, tok, config)
+  trained = judge_training.train_world_judges(world, tok, config, groups=groups)
   seconds = time.perf_counter() - start
 
   def as_dict(reports):
@@ -97,9 +102,12 @@ def measure_accuracy(steps: int, learning_rate: float, lm_weight: float) -> dict
             for name, r in reports.items()}
 
   return {"steps": steps, "learning_rate": learning_rate, "lm_weight": lm_weight,
+          "groups": [judge_training.group_name(g) for g in groups],
           "train_and_eval_s": round(seconds, 1),
-          "final_loss": float(np.mean(trained.result.losses[-20:])),
-          "skipped": trained.result.skipped, "held_out": as_dict(trained.reports),
+          "final_loss": {name: float(np.mean(r.losses[-20:]))
+                         for name, r in trained.results.items()},
+          "skipped": {name: r.skipped for name, r in trained.results.items()},
+          "held_out": as_dict(trained.reports),
           "held_out_unmasked": as_dict(trained.unmasked),
           "table": judge_training.format_table(trained.reports),
           "table_unmasked": judge_training.format_table(trained.unmasked)}
@@ -114,10 +122,15 @@ def main():
   parser.add_argument("--steps", type=int, default=600)
   parser.add_argument("--learning_rate", type=float, default=3e-3)
   parser.add_argument("--lm_weight", type=float, default=0.1)
+  parser.add_argument("--one_model", action="store_true",
+                      help="one judge model for all four judges (default: runlocal's groups)")
   args = parser.parse_args()
   result = {"benchmark": "judges", "machine": common.machine()}
   if args.accuracy:
-    result["accuracy"] = measure_accuracy(args.steps, args.learning_rate, args.lm_weight)
+    groups = ((tuple(judges.DEFAULT_JUDGES),) if args.one_model
+              else tuple(configs_judges.section(configs_base.parse("runlocal")).groups))
+    result["accuracy"] = measure_accuracy(args.steps, args.learning_rate, args.lm_weight,
+                                          groups)
   else:
     result.update(batch=args.batch, length=args.length,
                   tiny=measure_speed(args.batch, args.length, args.responses))

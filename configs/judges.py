@@ -3,7 +3,8 @@ helpfulness) fine-tuned on the verdict token.
 
   python -m launch.main --config=configs/judges.py:runlocal --workdir=/tmp/judges
 
-Writes `judges/` (the trained judge and its held-out per-verdict table) in the workdir.
+Writes `judges/<group>/` (one trained judge model per group of `groups`) in the workdir
+and the held-out per-verdict table in the report.
 """
 
 import ml_collections
@@ -16,6 +17,12 @@ def section(args):
   return ml_collections.ConfigDict({
       "preset": "tiny" if local else "qwen2_5_vl_7b",  # The judge model's shape.
       "hf_checkpoint": "",  # Released judge weights (HF dir) to use instead of training.
+      # (ours) The judges each trained model learns, one model per group. The authors train
+      # one verifier per principle; the tiny judge learns the knowledge judge alone (94%
+      # held-out against 85% when it shares the model with the other three). Unused with
+      # hf_checkpoint (one released model serves all four).
+      "groups": ((("safety", "value", "helpfulness"), ("knowledge",)) if local else
+                 (("safety",), ("value",), ("knowledge",), ("helpfulness",))),
       "steps": 200 if local else 2000,  # SFT updates on the verdict token.
       "batch_size": 32,  # Judged examples per update.
       "learning_rate": 3e-3 if local else 1e-5,  # Peak learning rate.

@@ -81,52 +81,88 @@ def _judge_inputs(ladder) -> judges_inputs.InputConfig:
                                    max_patches=cfg.max_patches)
 
 
+def _judge_groups(ladder) -> tuple[tuple[str, ...], ...]:
+  """`config.judges.groups`, checked: one model per group, every judge in one group."""
+  groups = judge_training.check_groups(ladder.config.judges.get("groups")
+                                       or (tuple(judges.DEFAULT_JUDGES),))
+  missing = sorted(set(judges.DEFAULT_JUDGES) - {name for group in groups for name in group})
+  if missing:
+    raise ValueError(f"config.judges.groups leaves out {missing}; the reward recipes and the "
+                     "principled value model need all four judges")
+  return groups
+
+
+def _judge_checkpoint_dir(ladder, group):
+  return ladder.workdir / "judges" / judge_training.group_name(group)
+
+
+def _restore_judge(ladder, group, model_config):
+  like = vlm.init_params(model_config, jax.random.key(0))
+  with checkpoint.Checkpointer(_judge_checkpoint_dir(ladder, group), max_to_keep=1) as ckpt:
+    restored = ckpt.restore(None, like)
+  return None if restored is None else restored[0]
+
+
 def run_judges(ladder, params):
-  """Trains one judge model on the verdict tokens of all four judges and reports its
+  """Trains one judge model per group of `config.judges.groups` on the verdict tokens of
+  its judges (a group already saved by an interrupted run is reused) and reports the
   held-out per-verdict accuracy against the world's oracle."""
   cfg = ladder.config.judges
   if cfg.hf_checkpoint:
     return params, {"judge_table": f"Released judge weights: {cfg.hf_checkpoint}"}
   model_config = _judge_model_config(ladder)
   items = judge_training.labelled_items(_examples(ladder, "judge_train", "judge_jsonl"))
-  result = judge_training.train_judges(
-      items, ladder.tokenizer, model_config, judge_training.JudgeTrainingConfig(
-          steps=cfg.steps, learning_rate=cfg.learning_rate, seed=ladder.config.seed,
-          inputs=_judge_inputs(ladder), lm_weight=cfg.get("lm_weight", 0.0),
-          pack=cfg.get("pack", True)),
-      callback=lambda step, _, loss: logging.info("judges: update %d/%d, loss %.4f", step,
-                                                  cfg.steps, loss),
-      callback_every=max(cfg.steps // 10, 1))
-  with checkpoint.Checkpointer(ladder.workdir / "judges" / "final", max_to_keep=1,
-                               async_save=False) as ckpt:
-    ckpt.save(0, result.params, {"stage": "judges"}, force=True)
+  trained, losses = {}, {}
+  for group in _judge_groups(ladder):
+    name = judge_training.group_name(group)
+    trained[group] = _restore_judge(ladder, group, model_config)
+    if trained[group] is not None:
+      logging.info("judges: %s already trained, restored", name)
+      continue
+    result = judge_training.train_judges(
+        items, ladder.tokenizer, model_config, judge_training.JudgeTrainingConfig(
+            judges=group, steps=cfg.steps, learning_rate=cfg.learning_rate,
+            seed=ladder.config.seed, inputs=_judge_inputs(ladder),
+            lm_weight=cfg.get("lm_weight", 0.0), pack=cfg.get("pack", True)),
+        callback=lambda step, _, loss, name=name: logging.info(
+            "judges %s: update %d/%d, loss %.4f", name, step, cfg.steps, loss),
+        callback_every=max(cfg.steps // 10, 1))
+    with checkpoint.Checkpointer(_judge_checkpoint_dir(ladder, group), max_to_keep=1,
+                                 async_save=False) as ckpt:
+      ckpt.save(0, result.params, {"stage": "judges", "judges": list(group)}, force=True)
+    trained[group] = result.params
+    losses[name] = float(np.mean(result.losses[-20:]))
   held_out = _examples(ladder, "judge_eval", "judge_jsonl")[:cfg.eval_examples]
-  reports = judge_training.evaluate(load_judges(ladder, result.params), held_out)
+  reports = judge_training.evaluate(load_judges(ladder, trained), held_out)
   return params, {"judge_table": judge_training.format_table(reports),
                   "judge_accuracy": {k: r.accuracy for k, r in reports.items()},
-                  "final_loss": float(np.mean(result.losses[-20:]))}
+                  "final_loss": losses}
 
 
 def load_judges(ladder, params=None) -> dict[str, judges.Judge]:
-  """The four judges over the trained (or released) judge model."""
+  """The four judges over the released judge model, or over the trained model of each
+  group (`params`: group -> parameters; None: restored from the workdir)."""
   cfg = ladder.config.judges
   if cfg.hf_checkpoint:
     model = judges_hf.load_judge_model(cfg.hf_checkpoint, ladder.tokenizer, _judge_inputs(ladder),
                                        mesh=ladder.mesh, rules=ladder.rules)
-  else:
-    model_config = _judge_model_config(ladder)
-    if params is None:
-      like = vlm.init_params(model_config, jax.random.key(0))
-      with checkpoint.Checkpointer(ladder.workdir / "judges" / "final", max_to_keep=1) as ckpt:
-        restored = ckpt.restore(None, like)
-      if restored is None:
-        raise FileNotFoundError(f"no trained judges in {ladder.workdir / 'judges'}: run the "
-                                "'judges' stage first or set config.judges.hf_checkpoint")
-      params = restored[0]
-    model = judges.JudgeModel(model_config, params, ladder.tokenizer, _judge_inputs(ladder),
-                              mesh=ladder.mesh, rules=ladder.rules)
-  return {name: judges.Judge(model, judge_config)
-          for name, judge_config in judges.DEFAULT_JUDGES.items()}
+    return {name: judges.Judge(model, judge_config)
+            for name, judge_config in judges.DEFAULT_JUDGES.items()}
+  model_config = _judge_model_config(ladder)
+  out = {}
+  for group in _judge_groups(ladder):
+    group_params = (params or {}).get(group)
+    if group_params is None:
+      group_params = _restore_judge(ladder, group, model_config)
+    if group_params is None:
+      raise FileNotFoundError(
+          f"no trained {judge_training.group_name(group)} judge in "
+          f"{_judge_checkpoint_dir(ladder, group)}: run the 'judges' stage first or set "
+          "config.judges.hf_checkpoint")
+    model = judges.JudgeModel(model_config, group_params, ladder.tokenizer,
+                              _judge_inputs(ladder), mesh=ladder.mesh, rules=ladder.rules)
+    out.update({name: judges.Judge(model, judges.DEFAULT_JUDGES[name]) for name in group})
+  return out
 
 
 def _reward_fn(ladder, cfg):

@@ -24,7 +24,9 @@ class WorldConfig:
   Attributes:
     seed: the root seed; the same config gives the same bytes.
     sft_examples, rl_examples, search_rl_examples, eval_examples, judge_train_examples,
-      judge_eval_examples: examples per split.
+      judge_eval_examples: examples per split. judge_train is the largest: a judge learns
+      to compare an answer with the gold from thousands of (question, answer) pairs (the
+      tiny knowledge judge reached 86% held-out from 800 and 94% from 6,000).
     family_mix: (family, weight) pairs for the sft, rl and eval splits (weights are
       normalised); search_rl is all knowledge, judge splits are split by `judge_mix`.
     judge_mix: (judge, weight) pairs for the judge splits.
@@ -67,7 +69,7 @@ class WorldConfig:
   rl_examples: int = 2000
   search_rl_examples: int = 400
   eval_examples: int = 800
-  judge_train_examples: int = 4000
+  judge_train_examples: int = 24000
   judge_eval_examples: int = 800
   family_mix: tuple[tuple[str, float], ...] = (
       ("general", 0.3), ("safety", 0.35), ("value", 0.15), ("knowledge", 0.2))

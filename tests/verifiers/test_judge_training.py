@@ -2,6 +2,7 @@
 a judge fits its training verdicts, labels come from the oracle or any JSONL of the
 schema, and the held-out report's arithmetic; the acceptance run is marked slow."""
 
+import dataclasses
 import functools
 
 import jax
@@ -9,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from configs import base as configs_base
+from configs import judges as configs_judges
 from data import jsonl
 from data import tokenizer as tokenizer_lib
 from data.world import World, WorldConfig
@@ -195,16 +198,55 @@ def test_bad_labelled_data_and_configs_fail_naming_the_problem():
     judge_training.JudgeTrainingConfig.from_config({"schedule": "step"})
 
 
-# The acceptance run: judges trained on the default world reach 90% held-out accuracy.
+def test_judge_groups_are_checked_and_named():
+  assert judge_training.check_groups(["knowledge", ("safety", "value")]) == (
+      ("knowledge",), ("safety", "value"))
+  assert judge_training.group_name(("safety", "value")) == "safety+value"
+  with pytest.raises(ValueError, match=r"unknown judges \['taste'\]"):
+    judge_training.check_groups([("safety", "taste")])
+  with pytest.raises(ValueError, match=r"\['value'\] appear more than once"):
+    judge_training.check_groups([("safety", "value"), ("value",)])
+  with pytest.raises(ValueError, match="is empty"):
+    judge_training.check_groups([()])
+  with pytest.raises(ValueError, match="none given"):
+    judge_training.check_groups([])
+
+
+def test_world_judges_train_one_model_per_group_each_on_its_own_judges():
+  config = dataclasses.replace(FIT_CONFIG, steps=2)
+  groups = (("safety", "value", "helpfulness"), ("knowledge",))
+  trained = judge_training.train_world_judges(test_judges.judge_world(),
+                                              test_judges.judge_tokenizer(), config,
+                                              groups=groups)
+  assert sorted(trained.judges) == sorted(judges.DEFAULT_JUDGES)
+  assert list(trained.results) == ["safety+value+helpfulness", "knowledge"]
+  models = {name: judge.model for name, judge in trained.judges.items()}
+  assert models["safety"] is models["value"] is models["helpfulness"]
+  assert models["knowledge"] is not models["safety"]
+  # The knowledge model is exactly the one trained on the knowledge items alone.
+  items = judge_training.labelled_items(test_judges.judge_world().split("judge_train"))
+  alone = judge_training.train_judges(
+      [li for li in items if li.judge == "knowledge"], test_judges.judge_tokenizer(),
+      test_judges.judge_config(), config)
+  np.testing.assert_array_equal(trained.results["knowledge"].losses, alone.losses)
+  for got, want in zip(jax.tree.leaves(models["knowledge"].params), jax.tree.leaves(alone.params)):
+    np.testing.assert_array_equal(got, want)
+  assert set(trained.reports) == set(judges.DEFAULT_JUDGES)
+
+
+# The acceptance run: judges trained on the default world reach 90% held-out accuracy, one
+# model per group of the runlocal ladder's `judges.groups` (the knowledge judge alone).
 # `benchmarks/judges.py --accuracy` runs the same function and prints the table.
 ACCEPTANCE_CONFIG = judge_training.JudgeTrainingConfig(steps=600, learning_rate=3e-3,
                                                        lm_weight=0.1)
+ACCEPTANCE_GROUPS = tuple(configs_judges.section(configs_base.parse("runlocal")).groups)
 
 
 @pytest.mark.slow
 def test_world_judges_reach_ninety_percent_held_out(tmp_path):
   world = World(WorldConfig())
   tok = tokenizer_lib.train_sentencepiece(world.text_corpus(), 1000, tmp_path)
-  trained = judge_training.train_world_judges(world, tok, ACCEPTANCE_CONFIG)
+  trained = judge_training.train_world_judges(world, tok, ACCEPTANCE_CONFIG,
+                                              groups=ACCEPTANCE_GROUPS)
   for name in ("safety", "value", "knowledge"):
     assert trained.reports[name].accuracy >= 0.9, judge_training.format_table(trained.reports)

@@ -1,0 +1,44 @@
+"""The ladder's judge stage: one judge model per group of `config.judges.groups`, a group
+saved by an interrupted run is not trained again, and groups that leave a judge out are
+refused before any training."""
+
+import pytest
+
+from safework import ladder, stages
+from tests.safework.ladder_config import shrunken
+from verifiers import judge_training, judges
+
+
+def test_judge_stage_trains_each_group_once_and_serves_every_judge(tmp_path, monkeypatch):
+  config = shrunken()
+  config.judges.groups = (("safety", "value", "helpfulness"), ("knowledge",))
+  run = ladder.Ladder(config, tmp_path)
+  trained = []
+  original = judge_training.train_judges
+
+  def recording(items, *args, **kwargs):
+    trained.append(args[2].judges)
+    assert {li.judge for li in items} == set(judges.DEFAULT_JUDGES)
+    return original(items, *args, **kwargs)
+
+  monkeypatch.setattr(judge_training, "train_judges", recording)
+  _, metrics = stages.run_judges(run, None)
+  assert trained == [("safety", "value", "helpfulness"), ("knowledge",)]
+  assert set(metrics["judge_accuracy"]) == {"safety", "value", "knowledge", "helpfulness"}
+  assert set(metrics["final_loss"]) == {"safety+value+helpfulness", "knowledge"}
+  served = stages.load_judges(run)  # restored from the workdir
+  assert served["safety"].model is served["value"].model is not served["knowledge"].model
+
+  # An interrupted stage: the knowledge model was lost, the other is on disk.
+  for path in sorted((tmp_path / "judges" / "knowledge").glob("**/*"), reverse=True):
+    path.unlink() if path.is_file() else path.rmdir()
+  trained.clear()
+  stages.run_judges(ladder.Ladder(config, tmp_path), None)
+  assert trained == [("knowledge",)]
+
+
+def test_judge_groups_must_cover_every_judge(tmp_path):
+  config = shrunken()
+  config.judges.groups = (("safety", "value"), ("knowledge",))
+  with pytest.raises(ValueError, match=r"leaves out \['helpfulness'\]"):
+    stages.run_judges(ladder.Ladder(config, tmp_path), None)
