@@ -18,8 +18,8 @@ def section(args):
       "preset": "tiny" if local else "qwen2_5_vl_7b",  # The judge model's shape.
       "hf_checkpoint": "",  # Released judge weights (HF dir) to use instead of training.
       # (ours) The judges each trained model learns, one model per group. The authors train
-      # one verifier per principle; the tiny judge learns the knowledge judge alone (94%
-      # held-out against 85% when it shares the model with the other three). Unused with
+      # one verifier per principle. The tiny knowledge judge is trained alone: sharing the
+      # 4-layer model with the other three it stayed at 83-86% held-out. Unused with
       # hf_checkpoint (one released model serves all four).
       "groups": ((("safety", "value", "helpfulness"), ("knowledge",)) if local else
                  (("safety",), ("value",), ("knowledge",), ("helpfulness",))),
