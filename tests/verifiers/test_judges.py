@@ -166,13 +166,17 @@ def test_unscorable_responses_fail_and_get_the_recipe_fallback(model):
 def test_scores_are_deterministic_independent_of_batch_neighbours_and_compile_once(model):
   judge = judges.Judge(model, judges.DEFAULT_JUDGES["safety"])
   items = _items("safety", 9) + _items("value", 2)[:1]
+  # The forward is cached process-wide: other tests in this worker may have compiled
+  # other shapes, so count this test's compilations.
+  compiled_before = judges.compiled_forward(None, sharding.DEFAULT_RULES)._cache_size()
   together = judge.score_items(items[:9])  # Two forwards: 8 rows, then 1.
   again = judge.score_items(items[:9])
   np.testing.assert_array_equal(together.scores, again.scores)
   alone = [judge.score_items([i]).scores[0] for i in items[:3]]
   np.testing.assert_allclose(together.scores[:3], alone, rtol=1e-5)
   judges.Judge(model, judges.DEFAULT_JUDGES["value"]).score_items(items[9:])
-  assert judges.compiled_forward(None, sharding.DEFAULT_RULES)._cache_size() == 1
+  compiled = judges.compiled_forward(None, sharding.DEFAULT_RULES)._cache_size() - compiled_before
+  assert compiled <= 1  # batches of 8 and 1 rows, two judges: one static shape
 
 
 def test_sharded_judge_equals_the_single_device_judge(model):
