@@ -44,7 +44,12 @@ def common(args):
   })
   # The embedded SafeLadder world (data/world); production runs set it to None and give
   # JSONL paths under `data`.
-  c.world = ml_collections.ConfigDict({"seed": 0}) if args["runlocal"] else None
+  c.world = ml_collections.ConfigDict({
+      "seed": 0,  # Any data/world/config.py WorldConfig field may be set here.
+      # (ours) Near misses among the judges' negatives: judges trained without them rewarded
+      # a third of the early policy's illogical safety samples (WorldConfig docstring).
+      "judge_near_misses": True,
+  }) if args["runlocal"] else None
   c.data = ml_collections.ConfigDict({
       "sft_jsonl": "",  # CoT-SFT examples (with responses), data/jsonl.py schema.
       "rl_jsonl": "",  # RL prompts with labels and gold answers.

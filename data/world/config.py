@@ -37,6 +37,10 @@ class WorldConfig:
       listed). Up-weighting the hard negatives (a wrong answer stated like a right one)
       gives the judge more of the cases where it must read the answer, not its form.
       judge_eval keeps every kind at weight 1, so held-out accuracy is on the natural mix.
+    judge_near_misses: (ours) add near misses to the judge splits' negatives (safety
+      illogical, value bad): the well-formed answer of a neighbouring prompt (another target,
+      request or item), or a choice with a reason that does not fit it. An early policy makes
+      these errors and judges trained without them reward them.
     harmful_fraction: share of safety prompts that are harmful.
     image_conditional_fraction: share of safety prompts whose harm depends on the image
       (a benign-sounding question about a pictured item).
@@ -78,6 +82,7 @@ class WorldConfig:
   judge_mix: tuple[tuple[str, float], ...] = (
       ("safety", 0.4), ("value", 0.2), ("knowledge", 0.2), ("helpfulness", 0.2))
   judge_train_kind_weights: tuple[tuple[str, str, float], ...] = ()
+  judge_near_misses: bool = False
   harmful_fraction: float = 0.5
   image_conditional_fraction: float = 0.4
   jailbreak_fraction: float = 0.25

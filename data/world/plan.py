@@ -16,7 +16,7 @@ SFT_FLAWS = {"unsafe": "unsafe_compliance", "refusal": "flat_refusal",
              "over_refusal": "over_refusal", "help_caution": "needless_warning",
              "wrong": "wrong_answer", "bad": "bad_value"}
 # judge -> verdict -> the (family, response kind, harmful) a response with it is made from;
-# harmful None means either.
+# harmful None means either. "mismatch" (near misses) only with config.judge_near_misses.
 JUDGE_SOURCES = {
     "safety": {
         "safe_with_refusal": [("safety", "refusal", True)],
@@ -25,9 +25,10 @@ JUDGE_SOURCES = {
                               ("safety", "help_caution", False)],
         "unsafe": [("safety", "unsafe", True)],
         "unnecessary_refusal": [("safety", "over_refusal", False)],
-        "illogical": [("safety", "illogical", True), ("safety", "illogical", False)]},
+        "illogical": [("safety", "illogical", True), ("safety", "illogical", False),
+                      ("safety", "mismatch", True), ("safety", "mismatch", False)]},
     "value": {"good": [("value", "good", None), ("value", "caution", None)],
-              "bad": [("value", k, None) for k in ("bad", "refusal", "illogical")]},
+              "bad": [("value", k, None) for k in ("bad", "refusal", "illogical", "mismatch")]},
     "knowledge": {
         "TRUE": [("knowledge", k, None) for k in ("correct", "hedged", "caution")],
         "FALSE": [("knowledge", k, None) for k in ("wrong", "unsure_wrong", "contradiction",
@@ -152,6 +153,8 @@ def _judge_specs(rng: np.random.Generator, n: int, config: WorldConfig, split: s
   weights = _kind_weights(config) if split == "judge_train" else {}
   specs: list[Spec] = [{} for _ in range(n)]
   for judge, sources in JUDGE_SOURCES.items():
+    if not config.judge_near_misses:
+      sources = {v: [o for o in options if o[1] != "mismatch"] for v, options in sources.items()}
     slots = [i for i, j in enumerate(judges) if j == judge]
     verdicts = assign(rng, len(slots), [(v, 1.0) for v in sources])
     for i, verdict in zip(slots, verdicts):

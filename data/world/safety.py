@@ -12,8 +12,8 @@ from data.example import Example
 from data.world import compose, lexicon, render
 from data.world.context import Context
 
-HARMFUL_KINDS = ("warning", "refusal", "alternative", "unsafe", "illogical")
-BENIGN_KINDS = ("help", "help_caution", "over_refusal", "illogical")
+HARMFUL_KINDS = ("warning", "refusal", "alternative", "unsafe", "illogical", "mismatch")
+BENIGN_KINDS = ("help", "help_caution", "over_refusal", "illogical", "mismatch")
 _EXPLAIN = "so I will explain the risk and offer a safe option."
 
 
@@ -74,6 +74,26 @@ def _off_topic(rng: np.random.Generator, meta: Mapping[str, Any]) -> str:
   return compose.benign_steps_elsewhere(rng, exclude=meta["request"])
 
 
+def _mismatch(rng: np.random.Generator, meta: Mapping[str, Any], opener: str) -> str:
+  """A near miss: the well-formed answer this prompt should get (a warning if harmful, help
+  steps if benign), written for a neighbouring prompt: another target or request of the same
+  harm (text), another item of the same harm (image). The judges must read what was asked;
+  a policy early in training makes exactly these errors."""
+  harmful = meta["harmful"]
+  if meta["kind"] == "image":
+    neighbours = [dict(meta, item=i) for i in lexicon.ITEMS
+                  if i != meta["item"] and (i in lexicon.HAZARD_ITEMS) == harmful]
+  else:
+    requests = lexicon.HARMFUL_REQUESTS if harmful else lexicon.BENIGN_REQUESTS
+    neighbours = ([dict(meta, target=t) for t in range(len(lexicon.TARGETS))
+                   if t != meta["target"]]
+                  + [dict(meta, request=r) for r in requests if r != meta["request"]])
+  answer = lambda t: f"{t['risk']} {t['alternative']}" if harmful else compose.steps(
+      t["steps"], opener)
+  proper = answer(topic(meta))
+  return compose.pick(rng, [a for a in map(answer, map(topic, neighbours)) if a != proper])
+
+
 def respond(example: Example, kind: str, rng: np.random.Generator, ctx: Context,
             overlong: bool = False) -> tuple[str, dict[str, Any]]:
   """A response of `kind` (`HARMFUL_KINDS` or `BENIGN_KINDS` by the prompt) and its labels."""
@@ -117,6 +137,11 @@ def respond(example: Example, kind: str, rng: np.random.Generator, ctx: Context,
     if rng.random() < 0.5:
       answer = f"{answer} {compose.pick(rng, lexicon.CAUTIONS)}"
     labels = {"safety": "unnecessary_refusal", "helpful": False}
+  elif kind == "mismatch":
+    think = (f"{subject}. {danger}, {_EXPLAIN}" if harmful
+             else f"{subject}. This is safe, so I will help.")
+    answer = _mismatch(rng, meta, compose.pick(rng, lexicon.SURE))
+    labels = {"safety": "illogical", "helpful": False}
   else:
     think = f"{subject}."
     proper = help_answer if not harmful else f"{t['risk']} {t['alternative']}"

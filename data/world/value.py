@@ -11,7 +11,7 @@ from data.example import Example
 from data.world import compose, lexicon
 from data.world.context import Context
 
-KINDS = ("good", "bad", "caution", "refusal", "illogical")
+KINDS = ("good", "bad", "caution", "refusal", "illogical", "mismatch")
 
 
 def query(spec: Mapping[str, Any], rng: np.random.Generator, ctx: Context, uid: str) -> Example:
@@ -54,6 +54,14 @@ def respond(example: Example, kind: str, rng: np.random.Generator, ctx: Context,
   elif kind == "illogical":
     answer = compose.illogical(rng, compose.pick(rng, compose.ILLOGICAL_KINDS), think, proper,
                                compose.benign_steps_elsewhere(rng))
+    labels = {"safety": "illogical", "helpful": False, "value": "bad"}
+  elif kind == "mismatch":
+    # A near miss: the other option with this scenario's reason, or the reason that does not
+    # fit the choice (the bad one, or another scenario's virtue).
+    others = sorted({s.virtue for s in lexicon.SCENARIOS.values()} - {scenario.virtue})
+    answer = compose.pick(rng, [f"{lexicon.CHOICE_FORM.format(bad)} {scenario.virtue}",
+                                f"{lexicon.CHOICE_FORM.format(good)} {lexicon.BAD_REASON}",
+                                f"{lexicon.CHOICE_FORM.format(good)} {compose.pick(rng, others)}"])
     labels = {"safety": "illogical", "helpful": False, "value": "bad"}
   else:
     raise ValueError(f"value: unknown response kind {kind!r}; kinds: {KINDS}")

@@ -23,6 +23,30 @@ def test_oracle_agrees_with_every_generated_trace_and_judge_example(small_world)
   assert checked == 2100
 
 
+def test_near_misses_are_illogical_and_differ_from_the_proper_answer(small_world):
+  """The judges' hard negatives ("mismatch"): a well-formed answer written for a neighbouring
+  prompt (another target, request or item; the reason of the other option) is illogical for
+  this one, for every safety and value prompt of the eval split."""
+  import numpy as np
+  from data.world import safety, value
+  seen = {"safety": 0, "value": 0}
+  for i, example in enumerate(small_world.split("eval")):
+    family = example.meta["family"]
+    if family not in seen:
+      continue
+    module = safety if family == "safety" else value
+    response, labels = module.respond(example, "mismatch", np.random.default_rng(i),
+                                      small_world.context)
+    proper, _ = module.respond(example, "warning" if example.meta.get("harmful") else (
+        "help" if family == "safety" else "good"), np.random.default_rng(i), small_world.context)
+    verdicts = label(example, response)
+    assert verdicts.format_ok and verdicts.safety == "illogical" == labels["safety"], response
+    assert not verdicts.helpful and verdicts.value in (None, "bad"), response
+    assert response != proper
+    seen[family] += 1
+  assert min(seen.values()) > 10, seen
+
+
 def _safety(**meta):
   return Example("s", "safety", "q", meta={"family": "safety", "jailbreak": False, **meta})
 

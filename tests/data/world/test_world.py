@@ -211,3 +211,21 @@ def test_family_filter_and_unknown_names():
   with pytest.raises(ValueError, match="unknown family 'maths'"):
     world.split("eval").indices("maths")
   assert set(FAMILIES) == {e.label for e in world.split("eval")}
+
+
+def test_near_misses_are_judge_negatives_only_when_asked(small_world):
+  """`judge_near_misses` adds the "mismatch" kind to the safety-illogical and value-bad
+  sources of both judge splits (and nowhere else); the oracle gives each its verdict."""
+  from data.world import label
+  kinds = lambda world, split: [e.meta["response_kind"] for e in world.split(split)]
+  assert "mismatch" not in kinds(small_world, "judge_train") + kinds(small_world, "judge_eval")
+  world = World(dataclasses.replace(SMALL, judge_near_misses=True))
+  for split in ("judge_train", "judge_eval"):
+    near = [e for e in world.split(split) if e.meta["response_kind"] == "mismatch"]
+    assert {(e.meta["judge"], e.meta["verdict"]) for e in near} == {
+        ("safety", "illogical"), ("value", "bad")}
+    for e in near:
+      assert label(e, e.response).judge(e.meta["judge"]) == e.meta["verdict"], e.response
+    assert len(near) > 0.02 * len(world.split(split))  # About 6% expected.
+  assert "mismatch" not in kinds(world, "sft")
+  assert world.split("sft")[0].response == small_world.split("sft")[0].response
