@@ -161,6 +161,8 @@ class RLTrainer:
       stats = getattr(self.rollout_fn, "last_stats", None)  # E.g. the search agent's tool use.
       if stats is not None:
         host.update(stats.as_metrics())
+      # E.g. an audit of the rewards (safework.audit): metrics only, the reward is unchanged.
+      host.update(getattr(self.reward_fn, "last_metrics", None) or {})
       for hook in self.host_hooks:
         hook(self.iteration, host)
       late.push(self.iteration, step_metrics, host)

@@ -148,7 +148,7 @@ class Ladder:
     return self.write_report()
 
   def write_report(self) -> epath.Path:
-    points, curves, timings = [], {}, {}
+    points, curves, oracle_curves, timings = [], {}, {}, {}
     judge_table = None
     for name in self.config.stages:
       record = self.done_record(name) or {}
@@ -158,10 +158,13 @@ class Ladder:
         judge_table = record["judge_table"]
       if "eval" in record:
         points.append((TITLES[name], record["eval"]))
-      curve = report_lib.reward_curve(self.workdir / name / "metrics" / "metrics.jsonl")
+      metrics = self.workdir / name / "metrics" / "metrics.jsonl"
+      curve = report_lib.reward_curve(metrics)
       if curve and name != "sft":
         curves[TITLES[name]] = curve
+        oracle_curves[TITLES[name]] = report_lib.reward_curve(metrics, "oracle/total")
     notes = stages.findings(points) if points else ()
-    path = report_lib.write(self.workdir, points, curves, judge_table, timings, notes)
+    path = report_lib.write(self.workdir, points, curves, judge_table, timings, notes,
+                            oracle_curves=oracle_curves)
     logging.info("report: %s", path)
     return path

@@ -52,14 +52,21 @@ def ai45_plot(points: Sequence[tuple[str, Mapping[str, float]]], path: pathlib.P
   plt.close(fig)
 
 
-def reward_plot(curves: Mapping[str, Sequence[tuple[int, float]]], path: pathlib.Path) -> None:
+def reward_plot(curves: Mapping[str, Sequence[tuple[int, float]]], path: pathlib.Path,
+                oracle_curves: Mapping[str, Sequence[tuple[int, float]]] | None = None) -> None:
+  """The reward per RL iteration, one colour per stage; dashed in the same colour, the
+  reward with the world's oracle in the judges' place (safework/audit.py) where logged."""
   fig, ax = plt.subplots(figsize=(7, 4))
   offset = 0
   for stage, curve in curves.items():
     if not curve:
       continue
     steps = [offset + s for s, _ in curve]
-    ax.plot(steps, [r for _, r in curve], label=stage)
+    (line,) = ax.plot(steps, [r for _, r in curve], label=stage)
+    oracle = (oracle_curves or {}).get(stage)
+    if oracle:
+      ax.plot([offset + s for s, _ in oracle], [r for _, r in oracle], "--",
+              color=line.get_color(), label=f"{stage} (oracle)")
     offset = steps[-1]
   ax.set(xlabel="RL iteration (stages in sequence)", ylabel="mean reward", title="Reward")
   ax.legend()
@@ -79,11 +86,13 @@ def reward_curve(metrics_jsonl: pathlib.Path, key: str = "reward/total"
 def write(directory: pathlib.Path, points: Sequence[tuple[str, Mapping[str, float]]],
           curves: Mapping[str, Sequence[tuple[int, float]]],
           judge_table: str | None = None, timings: Mapping[str, float] | None = None,
-          notes: Sequence[str] = ()) -> pathlib.Path:
+          notes: Sequence[str] = (),
+          oracle_curves: Mapping[str, Sequence[tuple[int, float]]] | None = None
+          ) -> pathlib.Path:
   """Writes report.md, ai45.png and rewards.png into `directory`; returns report.md."""
   directory.mkdir(parents=True, exist_ok=True)
   ai45_plot(points, directory / "ai45.png")
-  reward_plot(curves, directory / "rewards.png")
+  reward_plot(curves, directory / "rewards.png", oracle_curves)
   names = [name for name, _ in points]
   lines = ["# SafeLadder report", "",
            "Held-out evaluation after each rung, scored exactly by the world's oracle.", "",

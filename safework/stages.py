@@ -24,7 +24,7 @@ from data.search import Document, SearchEngine
 from models import presets, vlm
 from rl import advantages, losses, optim, rollout, search_rollout, sft, train_step, trainer
 from rl.sampling_methods import Greedy, Temperature
-from safework import evaluation, generation
+from safework import audit, evaluation, generation
 from safework.infra import checkpoint, config as infra_config, sharding
 from verifiers import false_certain, judge_training, judges, judges_hf, judges_inputs, recipes
 
@@ -176,7 +176,7 @@ def _reward_fn(ladder, cfg):
     reward = false_certain.FalseCertainReward(
         reward, correctness="knowledge", cap=fc.cap, zeta=fc.zeta, dual_lr=fc.dual_lr,
         lambda_init=fc.lambda_init, lambda_max=fc.lambda_max)
-  return reward
+  return audit.OracleAudit(reward) if ladder.world is not None else reward
 
 
 # --------------------------------------------------------------------- evaluation

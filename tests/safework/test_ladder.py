@@ -4,6 +4,7 @@ and the report covers every rung."""
 
 import json
 
+import numpy as np
 import pytest
 
 from rl import trainer
@@ -50,9 +51,11 @@ def test_killed_ladder_resumes_without_redoing_finished_stages(tmp_path, monkeyp
   for stage, text in finished.items():
     assert (tmp_path / stage / "DONE.json").read_text() == text
   for stage in ("m3rl_a", "m3rl_b", "efficient", "search"):
-    steps = [json.loads(line)["step"] for line in
-             (tmp_path / stage / "metrics" / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in
+            (tmp_path / stage / "metrics" / "metrics.jsonl").read_text().splitlines()]
+    steps = [row["step"] for row in rows]
     assert steps[-1] == 2 and sorted(set(steps)) == [1, 2]
+    assert all(np.isfinite(row["oracle/total"]) for row in rows)  # The oracle audits each.
   text = report.read_text()
   for title in ("CoT-SFT", "M³-RL A", "M³-RL B", "CALE", "Search RL"):
     assert title in text
