@@ -7,8 +7,8 @@ RL, with a held-out evaluation after every rung.
       --config.model.checkpoint=/ckpt/Qwen2.5-VL-7B-Instruct --config.data.rl_jsonl=...
 
 `runlocal` trains the tiny model on the SafeLadder world on a CPU (`make demo`; the
-target is 15 minutes on 2 cores, the last measurement was 43 minutes on a loaded
-machine) and writes report.md, ai45.png (capability against safety, one point per
+target is 15 minutes on 2 cores; the last measurement was 21 minutes on a quiet 2-core
+machine, 585 s of it training the two judge models) and writes report.md, ai45.png (capability against safety, one point per
 checkpoint) and rewards.png to the workdir, with TensorBoard logs per stage. Expected:
 after M³-RL both axes above the CoT-SFT point; after CALE shorter responses at about the
 same accuracy; after search RL more search-only facts answered, few confident errors.
