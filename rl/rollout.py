@@ -42,8 +42,13 @@ class PromptBatch:
     """From a `data` pipeline batch in prompt mode (one example per row)."""
     arrays = batch.arrays
     has_images = bool(np.any(arrays["grids"][..., 0] > 0))
+    # A partial last batch (drop_remainder=False) pads with empty rows. The sampler needs
+    # a token in every row, so each padding row gets a one-token dummy prompt; its row
+    # info stays None and its samples are ignored.
+    segment_ids = np.array(arrays["segment_ids"], copy=True)
+    segment_ids[~segment_ids.any(axis=1), 0] = 1
     inputs, next_position = make_inputs(
-        arrays["tokens"], arrays["segment_ids"], config,
+        arrays["tokens"], segment_ids, config,
         arrays["patches"] if has_images else None, arrays["grids"] if has_images else None)
     rows = [row[0] if row else None for row in batch.rows]
     return cls(inputs, next_position, rows)
