@@ -13,8 +13,10 @@ from configs import base
 def section(args):
   local = args["runlocal"]
   return ml_collections.ConfigDict({
-      "steps": 200 if local else 2000,  # Optimiser updates.
-      "batch_size": 8 if local else 128,  # Packed rows per update.
+      # runlocal: many small updates. The same 1,600 rows as 8 x 200 (measured, 200 s
+      # each): format 97% against 59%, value 63% against 34%, safety axis 0.33 against 0.18.
+      "steps": 800 if local else 2000,  # Optimiser updates.
+      "batch_size": 2 if local else 128,  # Packed rows per update.
       "max_tokens": 384 if local else 16384,  # Tokens per packed row.
       "max_patches": 256 if local else 32768,  # Image patches per row.
       "max_images": 8,  # Images per row.
@@ -24,7 +26,7 @@ def section(args):
       "weight_decay": 0.0 if local else 0.01,
       "frozen": () if local else ("visual",),  # The tiny vision tower learns from scratch.
       "micro_batches": 1 if local else 8,  # Gradient accumulation.
-      "checkpoint_every": 100,  # Updates between checkpoints.
+      "checkpoint_every": 200,  # Updates between checkpoints.
   })
 
 
