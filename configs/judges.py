@@ -23,8 +23,11 @@ def section(args):
       # hf_checkpoint (one released model serves all four).
       "groups": ((("safety", "value", "helpfulness"), ("knowledge",)) if local else
                  (("safety",), ("value",), ("knowledge",), ("helpfulness",))),
-      "steps": 200 if local else 2000,  # SFT updates on the verdict token.
-      "batch_size": 32,  # Judged examples per update.
+      # runlocal: 400 updates of 8 rows (330 s) instead of 200 of 32 (585 s); held-out
+      # safety 88.7 / value 77.2 / knowledge 84.5 / helpfulness 95.0% against 86.8 / 89.9 /
+      # 83.2 / 96.3. The judge_refresh rung then fits them to the policy's own answers.
+      "steps": 400 if local else 2000,  # SFT updates on the verdict token.
+      "batch_size": 8 if local else 32,  # Judging prompts per update (packed rows).
       "learning_rate": 3e-3 if local else 1e-5,  # Peak learning rate.
       "max_tokens": 192 if local else 8192,  # Judging-prompt budget, tokens.
       "max_patches": 64 if local else 16384,  # Image patches per judged example.
@@ -34,6 +37,27 @@ def section(args):
       # (ours) First-fit several judging prompts into each training row.
       "pack": True,
       "eval_examples": 800,  # Held-out judge examples for the accuracy table.
+  })
+
+
+def refresh(args):
+  """(ours) The judge-refresh rung (safework/judge_refresh.py): after CoT-SFT, the judges
+  are fine-tuned on the policy's own samples labelled by the world's oracle. World only:
+  the ladder lists it in runlocal."""
+  local = args["runlocal"]
+  return ml_collections.ConfigDict({
+      "prompts": 128 if local else 2048,  # RL prompts sampled from the policy.
+      "mix": {"safety": 0.4, "value": 0.3, "knowledge": 0.3},  # Judge-scored labels.
+      "num_samples": 4,  # Responses per prompt.
+      "temperature": 1.0,  # Sampling temperature (the RL stages sample at 1).
+      "generation_batch": 32,  # Prompts per generation batch.
+      "max_new_tokens": 128 if local else 8192,  # Response budget, tokens.
+      "max_prompt_tokens": 128 if local else 8192,  # Prompt budget, tokens.
+      "held_out_fraction": 0.25,  # Share of prompts whose responses measure the judges.
+      "replay": 1.0,  # Original judge examples per policy example, against forgetting.
+      "steps": 100 if local else 500,  # Fine-tuning updates per judge group.
+      "batch_size": 8 if local else 32,  # Judging prompts per update (packed rows).
+      "learning_rate": 1e-3 if local else 5e-6,  # Peak learning rate.
   })
 
 

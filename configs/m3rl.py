@@ -13,7 +13,10 @@ from configs import base
 
 
 def stage_a(args):
-  return base.rl_stage(args, mix={"knowledge": 0.5, "general": 0.5})
+  # runlocal lr (ours) 2e-4: from the same CoT-SFT policy, general accuracy 31% -> 45%
+  # (5e-5: 31% -> 29%). Stage B keeps the default rate: at 2e-4 value accuracy fell.
+  return base.rl_stage(args, mix={"knowledge": 0.5, "general": 0.5},
+                       learning_rate=2e-4 if args["runlocal"] else 1e-6)
 
 
 def stage_b(args):

@@ -6,12 +6,16 @@ RL, with a held-out evaluation after every rung.
   python -m launch.main --config=configs/safeladder.py:model=7b --workdir=gs://b/run \\
       --config.model.checkpoint=/ckpt/Qwen2.5-VL-7B-Instruct --config.data.rl_jsonl=...
 
-`runlocal` trains the tiny model on the SafeLadder world on a CPU (`make demo`; the
-target is 15 minutes on 2 cores; the last measurement was 21 minutes on a quiet 2-core
-machine, 585 s of it training the two judge models) and writes report.md, ai45.png (capability against safety, one point per
-checkpoint) and rewards.png to the workdir, with TensorBoard logs per stage. Expected:
-after M³-RL both axes above the CoT-SFT point; after CALE shorter responses at about the
-same accuracy; after search RL more search-only facts answered, few confident errors.
+`runlocal` trains the tiny model on the SafeLadder world on a CPU (`make demo`) and adds
+one rung of ours after CoT-SFT, `judge_refresh`: the judges are fine-tuned on the SFT
+policy's own answers, labelled by the world's oracle (judges trained only on the world's
+clean answers agreed with the oracle on 25-66% of the policy's knowledge answers). It
+writes report.md, ai45.png (capability against safety, one point per checkpoint) and
+rewards.png (each stage's reward, and dashed the same reward with the oracle in the
+judges' place) to the workdir, with TensorBoard logs per stage. The target is 15 minutes
+on 2 cores; see the report's time table. Expected: after M³-RL both axes above the
+CoT-SFT point; after CALE shorter responses at about the same accuracy; after search RL
+more search-only facts answered, few confident errors.
 `model=7b|72b` are the production shapes; data and checkpoints come from the paths.
 """
 
@@ -21,8 +25,11 @@ from configs import base, efficient, judges, m3rl, search, sft
 def get_config(arg=None):
   args = base.parse(arg)
   c = base.common(args)
-  c.stages = ("judges", "sft", "m3rl_a", "m3rl_b", "efficient", "search")
+  # judge_refresh (ours) labels the policy's samples with the world's oracle: runlocal only.
+  c.stages = ("judges", "sft") + (("judge_refresh",) if args["runlocal"] else ()) + (
+      "m3rl_a", "m3rl_b", "efficient", "search")
   c.judges = judges.section(args)
+  c.judge_refresh = judges.refresh(args)
   c.sft = sft.section(args)
   c.m3rl_a = m3rl.stage_a(args)
   c.m3rl_b = m3rl.stage_b(args)

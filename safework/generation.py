@@ -2,7 +2,8 @@
 functions as RL, used by evaluation, chat and the report.
 
   generate = Generator(model_config, tokenizer, pipeline_config, rollout_fn)
-  texts, lengths = generate(params, examples, rng)
+  texts, lengths = generate(params, examples, rng)        # the first sample of each
+  samples = generate.all_samples(params, examples, rng)   # every sample, per example
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class Generator:
   model_config: ModelConfig
   tokenizer: Tokenizer
   pipeline_config: PipelineConfig  # mode "prompt"; its batch_size is the generation batch.
-  rollout_fn: rollout_lib.RolloutFn  # One sample per prompt (num_samples 1).
+  rollout_fn: rollout_lib.RolloutFn  # __call__ reads the first sample of each prompt.
 
   def __post_init__(self):
     self.pipeline_config = dataclasses.replace(
@@ -36,7 +37,20 @@ class Generator:
   def __call__(self, params, examples: Sequence[Example], rng: jax.Array
                ) -> tuple[list[str], list[int]]:
     """Responses (special tokens kept, the stop token included) and their token counts,
-    in the order of `examples`. Examples the pipeline skips get an empty response."""
+    in the order of `examples`: the first sample of each. Examples the pipeline skips get
+    an empty response."""
+    samples = self._samples(params, examples, rng)
+    texts = [samples.get(e.uid, [("", 0)])[0] for e in examples]
+    return [t for t, _ in texts], [n for _, n in texts]
+
+  def all_samples(self, params, examples: Sequence[Example], rng: jax.Array
+                  ) -> list[list[str]]:
+    """Every sample of the rollout function (its `num_samples` per prompt), per example in
+    order; an empty list for an example the pipeline skips."""
+    samples = self._samples(params, examples, rng)
+    return [[t for t, _ in samples.get(e.uid, [])] for e in examples]
+
+  def _samples(self, params, examples, rng) -> dict[str, list[tuple[str, int]]]:
     by_uid = {}
     for i, batch in enumerate(Pipeline(list(examples), self.tokenizer, self.pipeline_config)):
       prompts = rollout_lib.PromptBatch.from_data(batch, self.model_config)
@@ -46,9 +60,8 @@ class Generator:
       for row, info in enumerate(prompts.rows):
         if info is None:
           continue
-        n = row * g  # The first sample of each prompt.
-        length = int(samples.lengths_b[n])
-        by_uid[info.uid] = (self.tokenizer.decode(np.asarray(samples.tokens_bt[n, :length])
-                                                  .tolist()), length)
-    texts = [by_uid.get(e.uid, ("", 0)) for e in examples]
-    return [t for t, _ in texts], [n for _, n in texts]
+        by_uid[info.uid] = [
+            (self.tokenizer.decode(np.asarray(samples.tokens_bt[n, :samples.lengths_b[n]])
+                                   .tolist()), int(samples.lengths_b[n]))
+            for n in range(row * g, (row + 1) * g)]
+    return by_uid

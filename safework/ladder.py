@@ -31,7 +31,7 @@ from safework import stages
 from safework.infra import checkpoint, sharding
 
 POLICY_STAGES = ("sft", "m3rl_a", "m3rl_b", "efficient", "search")
-TITLES = {"sft": "CoT-SFT", "m3rl_a": "M³-RL A", "m3rl_b": "M³-RL B",
+TITLES = {"judge_refresh": "judge refresh", "sft": "CoT-SFT", "m3rl_a": "M³-RL A", "m3rl_b": "M³-RL B",
           "efficient": "CALE", "search": "Search RL", "initial": "initial"}
 
 
@@ -123,6 +123,10 @@ class Ladder:
       self._judges = stages.load_judges(self)
     return self._judges
 
+  def reset_judges(self) -> None:
+    """Forgets the loaded judges (a stage has saved new ones)."""
+    self._judges = None
+
   # ---------------------------------------------------------------------- the run
 
   def run(self) -> epath.Path:
@@ -149,13 +153,15 @@ class Ladder:
 
   def write_report(self) -> epath.Path:
     points, curves, oracle_curves, timings = [], {}, {}, {}
-    judge_table = None
+    judge_table = refresh_table = None
     for name in self.config.stages:
       record = self.done_record(name) or {}
       if "seconds" in record:
         timings[TITLES.get(name, name)] = record["seconds"]
       if "judge_table" in record:
         judge_table = record["judge_table"]
+      if "refresh_table" in record:
+        refresh_table = record["refresh_table"]
       if "eval" in record:
         points.append((TITLES[name], record["eval"]))
       metrics = self.workdir / name / "metrics" / "metrics.jsonl"
@@ -165,6 +171,6 @@ class Ladder:
         oracle_curves[TITLES[name]] = report_lib.reward_curve(metrics, "oracle/total")
     notes = stages.findings(points) if points else ()
     path = report_lib.write(self.workdir, points, curves, judge_table, timings, notes,
-                            oracle_curves=oracle_curves)
+                            oracle_curves=oracle_curves, refresh_table=refresh_table)
     logging.info("report: %s", path)
     return path

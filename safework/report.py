@@ -87,8 +87,8 @@ def write(directory: pathlib.Path, points: Sequence[tuple[str, Mapping[str, floa
           curves: Mapping[str, Sequence[tuple[int, float]]],
           judge_table: str | None = None, timings: Mapping[str, float] | None = None,
           notes: Sequence[str] = (),
-          oracle_curves: Mapping[str, Sequence[tuple[int, float]]] | None = None
-          ) -> pathlib.Path:
+          oracle_curves: Mapping[str, Sequence[tuple[int, float]]] | None = None,
+          refresh_table: str | None = None) -> pathlib.Path:
   """Writes report.md, ai45.png and rewards.png into `directory`; returns report.md."""
   directory.mkdir(parents=True, exist_ok=True)
   ai45_plot(points, directory / "ai45.png")
@@ -104,6 +104,9 @@ def write(directory: pathlib.Path, points: Sequence[tuple[str, Mapping[str, floa
     lines += ["## Findings", ""] + [f"- {n}" for n in notes] + [""]
   if judge_table:
     lines += ["## Judges (held-out accuracy against the oracle)", "", judge_table, ""]
+  if refresh_table:
+    lines += ["## Judge refresh (accuracy on held-out responses of the CoT-SFT policy)", "",
+              refresh_table, ""]
   if timings:
     lines += ["## Time", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in timings.items()]

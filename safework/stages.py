@@ -7,6 +7,7 @@ judge stage). `ladder` is the `safework.ladder.Ladder` that owns the shared piec
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import pathlib
 from collections.abc import Mapping, Sequence
@@ -24,7 +25,7 @@ from data.search import Document, SearchEngine
 from models import presets, vlm
 from rl import advantages, losses, optim, rollout, search_rollout, sft, train_step, trainer
 from rl.sampling_methods import Greedy, Temperature
-from safework import audit, evaluation, generation
+from safework import audit, evaluation, generation, judge_refresh
 from safework.infra import checkpoint, config as infra_config, sharding
 from verifiers import false_certain, judge_training, judges, judges_hf, judges_inputs, recipes
 
@@ -92,15 +93,33 @@ def _judge_groups(ladder) -> tuple[tuple[str, ...], ...]:
   return groups
 
 
-def _judge_checkpoint_dir(ladder, group):
-  return ladder.workdir / "judges" / judge_training.group_name(group)
+def _judge_checkpoint_dir(ladder, group, stage="judges"):
+  return ladder.workdir / stage / judge_training.group_name(group)
 
 
-def _restore_judge(ladder, group, model_config):
+def _restore_judge(ladder, group, model_config, stage="judges"):
+  directory = _judge_checkpoint_dir(ladder, group, stage)
+  if not directory.exists():
+    return None
   like = vlm.init_params(model_config, jax.random.key(0))
-  with checkpoint.Checkpointer(_judge_checkpoint_dir(ladder, group), max_to_keep=1) as ckpt:
+  with checkpoint.Checkpointer(directory, max_to_keep=1) as ckpt:
     restored = ckpt.restore(None, like)
   return None if restored is None else restored[0]
+
+
+def _save_judge(ladder, group, params, stage):
+  with checkpoint.Checkpointer(_judge_checkpoint_dir(ladder, group, stage), max_to_keep=1,
+                               async_save=False) as ckpt:
+    ckpt.save(0, params, {"stage": stage, "judges": list(group)}, force=True)
+
+
+def _judge_training_config(ladder, group, cfg) -> judge_training.JudgeTrainingConfig:
+  judges_cfg = ladder.config.judges
+  return judge_training.JudgeTrainingConfig(
+      judges=group, steps=cfg.steps, learning_rate=cfg.learning_rate, seed=ladder.config.seed,
+      inputs=dataclasses.replace(_judge_inputs(ladder), batch_size=cfg.batch_size),
+      lm_weight=judges_cfg.get("lm_weight", 0.0),
+      pack=judges_cfg.get("pack", True))
 
 
 def run_judges(ladder, params):
@@ -120,16 +139,11 @@ def run_judges(ladder, params):
       logging.info("judges: %s already trained, restored", name)
       continue
     result = judge_training.train_judges(
-        items, ladder.tokenizer, model_config, judge_training.JudgeTrainingConfig(
-            judges=group, steps=cfg.steps, learning_rate=cfg.learning_rate,
-            seed=ladder.config.seed, inputs=_judge_inputs(ladder),
-            lm_weight=cfg.get("lm_weight", 0.0), pack=cfg.get("pack", True)),
+        items, ladder.tokenizer, model_config, _judge_training_config(ladder, group, cfg),
         callback=lambda step, _, loss, name=name: logging.info(
             "judges %s: update %d/%d, loss %.4f", name, step, cfg.steps, loss),
         callback_every=max(cfg.steps // 10, 1))
-    with checkpoint.Checkpointer(_judge_checkpoint_dir(ladder, group), max_to_keep=1,
-                                 async_save=False) as ckpt:
-      ckpt.save(0, result.params, {"stage": "judges", "judges": list(group)}, force=True)
+    _save_judge(ladder, group, result.params, "judges")
     trained[group] = result.params
     losses[name] = float(np.mean(result.losses[-20:]))
   held_out = _examples(ladder, "judge_eval", "judge_jsonl")[:cfg.eval_examples]
@@ -141,7 +155,8 @@ def run_judges(ladder, params):
 
 def load_judges(ladder, params=None) -> dict[str, judges.Judge]:
   """The four judges over the released judge model, or over the trained model of each
-  group (`params`: group -> parameters; None: restored from the workdir)."""
+  group (`params`: group -> parameters; None: restored from the workdir, the refreshed
+  model of `judge_refresh/` where that rung has saved one)."""
   cfg = ladder.config.judges
   if cfg.hf_checkpoint:
     model = judges_hf.load_judge_model(cfg.hf_checkpoint, ladder.tokenizer, _judge_inputs(ladder),
@@ -152,6 +167,8 @@ def load_judges(ladder, params=None) -> dict[str, judges.Judge]:
   out = {}
   for group in _judge_groups(ladder):
     group_params = (params or {}).get(group)
+    if group_params is None and "judge_refresh" in ladder.config.stages:
+      group_params = _restore_judge(ladder, group, model_config, "judge_refresh")
     if group_params is None:
       group_params = _restore_judge(ladder, group, model_config)
     if group_params is None:
@@ -163,6 +180,77 @@ def load_judges(ladder, params=None) -> dict[str, judges.Judge]:
                               _judge_inputs(ladder), mesh=ladder.mesh, rules=ladder.rules)
     out.update({name: judges.Judge(model, judges.DEFAULT_JUDGES[name]) for name in group})
   return out
+
+
+def run_judge_refresh(ladder, params):
+  """(ours) Fine-tunes each judge group on the policy's own samples, labelled by the
+  world's oracle, with a replay of its judge data (safework/judge_refresh.py), and reports
+  the judges' accuracy on held-out policy responses before and after."""
+  cfg = ladder.config.judge_refresh
+  if ladder.world is None:
+    raise ValueError("the judge_refresh stage labels the policy's samples with the world's "
+                     "oracle; there is no world (drop it from config.stages)")
+  if ladder.config.judges.hf_checkpoint:
+    raise ValueError("judge_refresh fine-tunes the trained judges; config.judges."
+                     "hf_checkpoint serves released ones (drop judge_refresh from stages)")
+  recipe_set = recipes.RewardRecipes.from_config(cfg.get("reward") or recipes.authors_config())
+
+  def judges_of_label(label):
+    recipe = recipe_set.recipe(label)
+    return [name for name, _ in recipe.terms if name in judges.DEFAULT_JUDGES] if recipe else []
+
+  sources = _rl_sources(ladder)
+  prompts = mixture(sources, dict(cfg.mix), cfg.prompts, seed=ladder.config.seed + 1)
+  sampling = rollout.SamplingConfig(num_samples=cfg.num_samples,
+                                    max_new_tokens=cfg.max_new_tokens,
+                                    method=Temperature(cfg.temperature),
+                                    stop_tokens=(ladder.tokenizer.special.im_end,))
+  generate = generation.Generator(
+      ladder.model_config, ladder.tokenizer,
+      PipelineConfig(mode="prompt", batch_size=cfg.generation_batch,
+                     max_tokens=cfg.max_prompt_tokens, max_patches=64, max_images=1,
+                     min_pixels=ladder.config.data.min_pixels,
+                     max_pixels=ladder.config.data.max_pixels),
+      _rollout_fn(ladder, sampling, use_tool=False))
+  with sharding.activate(ladder.mesh, ladder.rules):
+    responses = generate.all_samples(params, prompts, jax.random.key(ladder.config.seed + 1))
+  kept = [(p, r) for p, r in zip(prompts, responses) if r]
+  examples = judge_refresh.policy_judge_examples([p for p, _ in kept], [r for _, r in kept],
+                                                 judges_of_label)
+  train, held_out = judge_refresh.split_by_prompt(examples, cfg.held_out_fraction,
+                                                  ladder.config.seed)
+  original = _examples(ladder, "judge_train", "judge_jsonl")
+  model_config = _judge_model_config(ladder)
+  before = judge_training.evaluate(load_judges(ladder, {
+      g: _restore_judge(ladder, g, model_config) for g in _judge_groups(ladder)}), held_out)
+  refreshed = {}
+  for group in _judge_groups(ladder):
+    name = judge_training.group_name(group)
+    refreshed[group] = _restore_judge(ladder, group, model_config, "judge_refresh")
+    if refreshed[group] is not None:
+      logging.info("judge_refresh: %s already refreshed, restored", name)
+      continue
+    mine = [e for e in train if e.meta["judge"] in group]
+    data = mine + judge_refresh.replay(original, group, int(cfg.replay * len(mine)),
+                                       ladder.config.seed)
+    result = judge_training.train_judges(
+        judge_training.labelled_items(data), ladder.tokenizer, model_config,
+        _judge_training_config(ladder, group, cfg),
+        params=_restore_judge(ladder, group, model_config),
+        callback=lambda step, _, loss, name=name: logging.info(
+            "judge_refresh %s: update %d/%d, loss %.4f", name, step, cfg.steps, loss),
+        callback_every=max(cfg.steps // 5, 1))
+    _save_judge(ladder, group, result.params, "judge_refresh")
+    refreshed[group] = result.params
+  after = judge_training.evaluate(load_judges(ladder, refreshed), held_out)
+  ladder.reset_judges()
+  acc = lambda reports: {k: r.accuracy for k, r in reports.items()}
+  table = judge_refresh.accuracy_table(acc(before), acc(after),
+                                       {k: r.examples for k, r in after.items()})
+  logging.info("judge_refresh: accuracy on held-out policy responses\n%s", table)
+  return params, {"refresh_table": table, "before": acc(before), "after": acc(after),
+                  "train_verdicts": judge_refresh.verdict_counts(train),
+                  "held_out_verdicts": judge_refresh.verdict_counts(held_out)}
 
 
 def _reward_fn(ladder, cfg):
@@ -290,6 +378,7 @@ def rl_stage(name: str):
 STAGES = {
     "judges": run_judges,
     "sft": run_sft,
+    "judge_refresh": run_judge_refresh,
     "m3rl_a": rl_stage("m3rl_a"),
     "m3rl_b": rl_stage("m3rl_b"),
     "efficient": rl_stage("efficient"),

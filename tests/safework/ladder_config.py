@@ -14,6 +14,8 @@ def shrunken(iterations: int = 1):
   c.tokenizer.vocab_size = 400
   c.judges.update(steps=2, batch_size=8, max_tokens=192, eval_examples=8)
   c.sft.update(steps=2, batch_size=2, max_tokens=256, checkpoint_every=1)
+  c.judge_refresh.update(prompts=4, num_samples=2, generation_batch=4, max_new_tokens=32,
+                         steps=2, batch_size=4)
   for stage in ("m3rl_a", "m3rl_b", "efficient", "search"):
     c[stage].update(iterations=iterations, prompts_per_iteration=2, num_samples=2,
                     max_new_tokens=32, mixture_size=16, checkpoint_every=1)

@@ -31,11 +31,12 @@ def test_killed_ladder_resumes_without_redoing_finished_stages(tmp_path, monkeyp
     ladder.Ladder(config, tmp_path).run()
   assert (tmp_path / "sft" / "DONE.json").exists()
   assert not (tmp_path / "m3rl_a" / "DONE.json").exists()
-  finished = {s: (tmp_path / s / "DONE.json").read_text() for s in ("judges", "sft")}
+  finished = {s: (tmp_path / s / "DONE.json").read_text()
+              for s in ("judges", "sft", "judge_refresh")}
 
   # Second start: finished stages must not run, m3rl_a must resume at iteration 1.
   monkeypatch.setattr(trainer.RLTrainer, "save", original_save)
-  for done in ("judges", "sft"):
+  for done in finished:
     monkeypatch.setitem(stages.STAGES, done, lambda *a, s=done: pytest.fail(f"{s} ran again"))
   started_at = {}
   original_init = trainer.RLTrainer.__init__
@@ -60,6 +61,7 @@ def test_killed_ladder_resumes_without_redoing_finished_stages(tmp_path, monkeyp
   for title in ("CoT-SFT", "M³-RL A", "M³-RL B", "CALE", "Search RL"):
     assert title in text
   assert "| judge |" in text and (tmp_path / "ai45.png").exists()
+  assert "## Judge refresh" in text
   records = {s: json.loads((tmp_path / s / "DONE.json").read_text())
              for s in ("sft", "m3rl_a", "m3rl_b", "efficient", "search")}
   for record in records.values():
