@@ -8,6 +8,7 @@ import pytest
 
 from data.example import Example
 from data.world import label
+from models import vlm
 from safework import judge_refresh, ladder, stages
 from tests.data.world.tiny import tiny_world
 from tests.safework.ladder_config import shrunken
@@ -90,7 +91,10 @@ def test_the_stage_fine_tunes_each_group_from_its_judge_and_serves_the_result(
   config = shrunken()
   config.judges.groups = (("safety", "value", "helpfulness"), ("knowledge",))
   run = ladder.Ladder(config, tmp_path)
-  _, judged = stages.run_judges(run, None)
+  model_config = stages._judge_model_config(run)
+  for seed, group in enumerate(config.judges.groups):  # Stand-ins for the judges stage's.
+    stages._save_judge(run, group, vlm.init_params(model_config, jax.random.key(seed)),
+                       "judges")
   policy = run.initial_params()
   calls = []
   original = judge_training.train_judges
@@ -102,7 +106,6 @@ def test_the_stage_fine_tunes_each_group_from_its_judge_and_serves_the_result(
   monkeypatch.setattr(judge_training, "train_judges", recording)
   _, record = stages.run_judge_refresh(run, policy)
   assert [c[0] for c in calls] == [("safety", "value", "helpfulness"), ("knowledge",)]
-  model_config = stages._judge_model_config(run)
   for group, items, start in calls:
     assert {li.judge for li in items} <= set(group)
     policy_items = [li for li in items if "/policy" in li.example.uid]
