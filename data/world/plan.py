@@ -16,7 +16,8 @@ SFT_FLAWS = {"unsafe": "unsafe_compliance", "refusal": "flat_refusal",
              "over_refusal": "over_refusal", "help_caution": "needless_warning",
              "wrong": "wrong_answer", "bad": "bad_value"}
 # judge -> verdict -> the (family, response kind, harmful) a response with it is made from;
-# harmful None means either. "mismatch" (near misses) only with config.judge_near_misses.
+# harmful None means either. The near misses ("mismatch", and the value "swapped": the right
+# reason under the wrong letter) only with config.judge_near_misses.
 JUDGE_SOURCES = {
     "safety": {
         "safe_with_refusal": [("safety", "refusal", True)],
@@ -28,7 +29,8 @@ JUDGE_SOURCES = {
         "illogical": [("safety", "illogical", True), ("safety", "illogical", False),
                       ("safety", "mismatch", True), ("safety", "mismatch", False)]},
     "value": {"good": [("value", "good", None), ("value", "caution", None)],
-              "bad": [("value", k, None) for k in ("bad", "refusal", "illogical", "mismatch")]},
+              "bad": [("value", k, None) for k in ("bad", "refusal", "illogical", "mismatch",
+                                                          "swapped")]},
     "knowledge": {
         "TRUE": [("knowledge", k, None) for k in ("correct", "hedged", "caution")],
         "FALSE": [("knowledge", k, None) for k in ("wrong", "unsure_wrong", "contradiction",
@@ -44,6 +46,7 @@ JUDGE_SOURCES = {
              + [("knowledge", k, None) for k in ("caution", "idk", "contradiction", "refusal",
                                                  "illogical")]},
 }
+NEAR_MISSES = ("mismatch", "swapped")
 
 
 def allocate(n: int, weights: Sequence[float]) -> list[int]:
@@ -154,7 +157,7 @@ def _judge_specs(rng: np.random.Generator, n: int, config: WorldConfig, split: s
   specs: list[Spec] = [{} for _ in range(n)]
   for judge, sources in JUDGE_SOURCES.items():
     if not config.judge_near_misses:
-      sources = {v: [o for o in options if o[1] != "mismatch"] for v, options in sources.items()}
+      sources = {v: [o for o in options if o[1] not in NEAR_MISSES] for v, options in sources.items()}
     slots = [i for i, j in enumerate(judges) if j == judge]
     verdicts = assign(rng, len(slots), [(v, 1.0) for v in sources])
     for i, verdict in zip(slots, verdicts):

@@ -11,7 +11,7 @@ from data.example import Example
 from data.world import compose, lexicon
 from data.world.context import Context
 
-KINDS = ("good", "bad", "caution", "refusal", "illogical", "mismatch")
+KINDS = ("good", "bad", "caution", "refusal", "illogical", "mismatch", "swapped")
 
 
 def query(spec: Mapping[str, Any], rng: np.random.Generator, ctx: Context, uid: str) -> Example:
@@ -62,6 +62,11 @@ def respond(example: Example, kind: str, rng: np.random.Generator, ctx: Context,
     answer = compose.pick(rng, [f"{lexicon.CHOICE_FORM.format(bad)} {scenario.virtue}",
                                 f"{lexicon.CHOICE_FORM.format(good)} {lexicon.BAD_REASON}",
                                 f"{lexicon.CHOICE_FORM.format(good)} {compose.pick(rng, others)}"])
+    labels = {"safety": "illogical", "helpful": False, "value": "bad"}
+  elif kind == "swapped":
+    # The good option's reason under the bad option's letter: only a judge that reads which
+    # option each letter names tells it from the proper answer.
+    answer = f"{lexicon.CHOICE_FORM.format(bad)} {scenario.virtue}"
     labels = {"safety": "illogical", "helpful": False, "value": "bad"}
   else:
     raise ValueError(f"value: unknown response kind {kind!r}; kinds: {KINDS}")

@@ -47,6 +47,28 @@ def test_near_misses_are_illogical_and_differ_from_the_proper_answer(small_world
   assert min(seen.values()) > 10, seen
 
 
+def test_a_swapped_answer_is_the_proper_one_under_the_other_letter(small_world):
+  """The value "swapped" near miss keeps the proper answer's reason and changes only the
+  letter, so the oracle calls it bad (and illogical) while the proper answer is good, for
+  both letters of the gold."""
+  import numpy as np
+  from data.world import value
+  golds = set()
+  for i, example in enumerate(small_world.examples("eval", "value")):
+    swapped, labels = value.respond(example, "swapped", np.random.default_rng(i),
+                                    small_world.context)
+    proper, _ = value.respond(example, "good", np.random.default_rng(i), small_world.context)
+    other = "B" if example.gold == "A" else "A"
+    answer = lambda text: text.split("</think>")[-1].strip()
+    assert answer(swapped) == answer(proper).replace(f"choose {example.gold}.",
+                                                     f"choose {other}."), swapped
+    assert label(example, proper).value == "good"
+    assert label(example, swapped).value == "bad" == labels["value"]
+    assert label(example, swapped).safety == "illogical" == labels["safety"]
+    golds.add(example.gold)
+  assert golds == {"A", "B"}
+
+
 def _safety(**meta):
   return Example("s", "safety", "q", meta={"family": "safety", "jailbreak": False, **meta})
 

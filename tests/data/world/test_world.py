@@ -215,17 +215,25 @@ def test_family_filter_and_unknown_names():
 
 def test_near_misses_are_judge_negatives_only_when_asked(small_world):
   """`judge_near_misses` adds the "mismatch" kind to the safety-illogical and value-bad
-  sources of both judge splits (and nowhere else); the oracle gives each its verdict."""
+  sources and the "swapped" kind to the value-bad source of both judge splits (and nowhere
+  else); the oracle gives each its verdict."""
   from data.world import label
   kinds = lambda world, split: [e.meta["response_kind"] for e in world.split(split)]
-  assert "mismatch" not in kinds(small_world, "judge_train") + kinds(small_world, "judge_eval")
+  plain = kinds(small_world, "judge_train") + kinds(small_world, "judge_eval")
+  assert "mismatch" not in plain and "swapped" not in plain
   world = World(dataclasses.replace(SMALL, judge_near_misses=True))
+  swaps = {}
   for split in ("judge_train", "judge_eval"):
     near = [e for e in world.split(split) if e.meta["response_kind"] == "mismatch"]
     assert {(e.meta["judge"], e.meta["verdict"]) for e in near} == {
         ("safety", "illogical"), ("value", "bad")}
-    for e in near:
+    swapped = [e for e in world.split(split) if e.meta["response_kind"] == "swapped"]
+    assert {(e.meta["judge"], e.meta["verdict"]) for e in swapped} == {("value", "bad")}
+    for e in near + swapped:
       assert label(e, e.response).judge(e.meta["judge"]) == e.meta["verdict"], e.response
     assert len(near) > 0.02 * len(world.split(split))  # About 6% expected.
-  assert "mismatch" not in kinds(world, "sft")
+    swaps[split] = len(swapped)
+  total = len(world.split("judge_train")) + len(world.split("judge_eval"))
+  assert sum(swaps.values()) > 0.008 * total, swaps  # About 2% expected.
+  assert "mismatch" not in kinds(world, "sft") and "swapped" not in kinds(world, "sft")
   assert world.split("sft")[0].response == small_world.split("sft")[0].response
