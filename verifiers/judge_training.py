@@ -24,6 +24,7 @@ judge alone: sharing a 4-layer model with the other three, it stayed at 83-86% h
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -197,6 +198,18 @@ def _loss_mask(batch: judges_inputs.HostBatch, tokenizer: tokenizer_lib.Tokenize
                   np.where(text, np.float32(config.lm_weight), np.float32(0.0)))
 
 
+@functools.lru_cache(maxsize=4)
+def _optimizer_and_step(model_config: ModelConfig, opt_config: optim.OptimizerConfig, treedef
+                        ) -> tuple[Any, Callable]:
+  """The optimiser and jitted update for these settings, built once per process: the
+  judge groups of a ladder (and its refresh) share them, so the update compiles once
+  instead of once per group. The optimiser needs the parameters' tree only."""
+  skeleton = jax.tree.unflatten(treedef, [0] * treedef.num_leaves)
+  optimizer = optim.make_optimizer(opt_config, skeleton)
+  return optimizer, train_step.make_step(model_config, train_step.StepConfig(), optimizer,
+                                         train_step.sft_objective())
+
+
 def train_judges(items: Sequence[LabelledItem], tokenizer: tokenizer_lib.Tokenizer,
                  model_config: ModelConfig, config: JudgeTrainingConfig = JudgeTrainingConfig(),
                  params=None, callback: Callable[[int, Any, float], None] | None = None,
@@ -223,13 +236,11 @@ def train_judges(items: Sequence[LabelledItem], tokenizer: tokenizer_lib.Tokeniz
     raise ValueError(f"judge training: no usable example for judges {config.judges}")
   if params is None:
     params = vlm.init_params(model_config, jax.random.key(config.seed))
-  optimizer = optim.make_optimizer(optim.OptimizerConfig(
+  optimizer, step_fn = _optimizer_and_step(model_config, optim.OptimizerConfig(
       learning_rate=config.learning_rate, total_steps=config.steps,
       warmup_ratio=config.warmup_ratio, schedule=config.schedule,
       weight_decay=config.weight_decay, grad_clip_norm=config.grad_clip_norm,
-      frozen=("visual",) if config.freeze_vision else ()), params)
-  step_fn = train_step.make_step(model_config, train_step.StepConfig(), optimizer,
-                                 train_step.sft_objective())
+      frozen=("visual",) if config.freeze_vision else ()), jax.tree.structure(params))
   state = train_step.TrainState.create(jax.tree.map(jnp.copy, params), optimizer)
   rng = np.random.default_rng(config.seed)
   size = config.inputs.batch_size

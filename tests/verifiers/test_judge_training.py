@@ -213,7 +213,10 @@ def test_judge_groups_are_checked_and_named():
 
 
 def test_world_judges_train_one_model_per_group_each_on_its_own_judges():
+  """Also: the groups share one jitted update (built once for the same settings), and a
+  group trained after another gives exactly what it gives trained alone."""
   config = dataclasses.replace(FIT_CONFIG, steps=2)
+  judge_training._optimizer_and_step.cache_clear()
   groups = (("safety", "value", "helpfulness"), ("knowledge",))
   trained = judge_training.train_world_judges(test_judges.judge_world(),
                                               test_judges.judge_tokenizer(), config,
@@ -228,6 +231,8 @@ def test_world_judges_train_one_model_per_group_each_on_its_own_judges():
   alone = judge_training.train_judges(
       [li for li in items if li.judge == "knowledge"], test_judges.judge_tokenizer(),
       test_judges.judge_config(), config)
+  built = judge_training._optimizer_and_step.cache_info()
+  assert (built.misses, built.hits) == (1, 2)
   np.testing.assert_array_equal(trained.results["knowledge"].losses, alone.losses)
   for got, want in zip(jax.tree.leaves(models["knowledge"].params), jax.tree.leaves(alone.params)):
     np.testing.assert_array_equal(got, want)
