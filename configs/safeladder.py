@@ -13,7 +13,8 @@ clean answers agreed with the oracle on 25-66% of the policy's knowledge answers
 writes report.md, ai45.png (capability against safety, one point per checkpoint) and
 rewards.png (each stage's reward, and dashed the same reward with the oracle in the
 judges' place) to the workdir, with TensorBoard logs per stage. The target is 15 minutes
-on 2 cores; see the report's time table. Expected: after M³-RL both axes above the
+on 2 cores: measured 14 min 29 s from a fresh workdir, nothing else running (the same
+machine measured up to 18 min on other days); see the report's time table. Expected: after M³-RL both axes above the
 CoT-SFT point; after CALE shorter responses at about the same accuracy; after search RL
 more search-only facts answered, few confident errors.
 `model=7b|72b` are the production shapes; data and checkpoints come from the paths.
