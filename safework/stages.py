@@ -22,12 +22,14 @@ from data.mixture import mixture
 from data.pipeline import Pipeline
 from data.pipeline_config import PipelineConfig
 from data.search import Document, SearchEngine
+from data.world import value as world_value
 from models import presets, vlm
 from rl import advantages, losses, optim, rollout, search_rollout, sft, train_step, trainer
 from rl.sampling_methods import Greedy, Temperature
 from safework import audit, evaluation, generation, judge_refresh
 from safework.infra import checkpoint, config as infra_config, sharding
-from verifiers import false_certain, judge_training, judges, judges_hf, judges_inputs, recipes
+from verifiers import (false_certain, judge_training, judges, judges_hf, judges_inputs,
+                       judges_prompts, recipes)
 
 
 # ------------------------------------------------------------------------------- data
@@ -148,10 +150,37 @@ def run_judges(ladder, params):
     trained[group] = result.params
     losses[name] = float(np.mean(result.losses[-20:]))
   held_out = _examples(ladder, "judge_eval", "judge_jsonl")[:cfg.eval_examples]
-  reports = judge_training.evaluate(load_judges(ladder, trained), held_out)
-  return params, {"judge_table": judge_training.format_table(reports),
-                  "judge_accuracy": {k: r.accuracy for k, r in reports.items()},
-                  "final_loss": losses}
+  served = load_judges(ladder, trained)
+  reports = judge_training.evaluate(served, held_out)
+  out = {"judge_table": judge_training.format_table(reports),
+         "judge_accuracy": {k: r.accuracy for k, r in reports.items()}, "final_loss": losses}
+  swap = _letter_swap_check(ladder, served["value"])
+  if swap is not None:
+    out["value_letter_swap"] = swap
+    out["judge_table"] += "\n\n" + _letter_swap_line(swap)
+  return params, out
+
+
+def _letter_swap_check(ladder, judge: judges.Judge) -> dict[str, float] | None:
+  """(ours, world only) The value judge's letter-swap check on the held-out value prompts:
+  the share it scores the proper answer above the same answer under the other option's
+  letter (`judge_training.pair_accuracy`; 0.5 is chance). None without a world."""
+  if ladder.world is None:
+    return None
+  prompts = ladder.world.examples("eval", "value")[:ladder.config.judges.eval_examples]
+  items = [[judges.Item(p.question, judges_prompts.final_answer(text), p.gold, p.meta,
+                        tuple(p.images))
+            for text in world_value.letter_swap_pair(p, ladder.world.context)]
+           for p in prompts]
+  return {"pair_accuracy": judge_training.pair_accuracy(judge, [i[0] for i in items],
+                                                        [i[1] for i in items]),
+          "prompts": len(items)}
+
+
+def _letter_swap_line(swap: Mapping[str, float]) -> str:
+  return (f"Value judge letter-swap check: the proper answer scored above the same answer "
+          f"under the other letter on {swap['pair_accuracy']:.1%} of {swap['prompts']} "
+          "held-out value prompts (50% is chance).")
 
 
 def load_judges(ladder, params=None) -> dict[str, judges.Judge]:
@@ -243,13 +272,16 @@ def run_judge_refresh(ladder, params):
         callback_every=max(cfg.steps // 5, 1))
     _save_judge(ladder, group, result.params, "judge_refresh")
     refreshed[group] = result.params
-  after = judge_training.evaluate(load_judges(ladder, refreshed), held_out)
+  served = load_judges(ladder, refreshed)
+  after = judge_training.evaluate(served, held_out)
+  swap = _letter_swap_check(ladder, served["value"])
   ladder.reset_judges()
   acc = lambda reports: {k: r.accuracy for k, r in reports.items()}
   table = judge_refresh.accuracy_table(acc(before), acc(after),
                                        {k: r.examples for k, r in after.items()})
+  table += "\n\nAfter the refresh. " + _letter_swap_line(swap)
   logging.info("judge_refresh: accuracy on held-out policy responses\n%s", table)
-  return params, {"refresh_table": table, "before": acc(before), "after": acc(after),
+  return params, {"refresh_table": table, "value_letter_swap": swap, "before": acc(before), "after": acc(after),
                   "train_verdicts": judge_refresh.verdict_counts(train),
                   "held_out_verdicts": judge_refresh.verdict_counts(held_out)}
 

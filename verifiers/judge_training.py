@@ -324,6 +324,21 @@ def predict(judge: judges.Judge, items: Sequence[judges.Item], use_mask: bool = 
   return np.where(failed, -1, predicted)
 
 
+def pair_accuracy(judge: judges.Judge, better: Sequence[judges.Item],
+                  worse: Sequence[judges.Item]) -> float:
+  """Share of pairs (better[i], worse[i]) the judge scores strictly in that order: 0.5 is
+  chance, and a judge blind to what tells them apart scores ties, which count as wrong
+  (so does a pair with a row the judge could not score)."""
+  if len(better) != len(worse) or not better:
+    raise ValueError(f"pair_accuracy: {len(better)} better and {len(worse)} worse items; "
+                     "need the same number, at least one")
+  result = judge.score_items(list(better) + list(worse))
+  scores, failed = np.asarray(result.scores), np.asarray(result.failed)
+  n = len(better)
+  right = (scores[:n] > scores[n:]) & ~failed[:n] & ~failed[n:]
+  return float(np.mean(right))
+
+
 def evaluate(judge_map: Mapping[str, judges.Judge], examples: Sequence[Example],
              use_mask: bool = True) -> dict[str, JudgeReport]:
   """Per-judge held-out reports against the gold verdicts (`gold_verdict`).

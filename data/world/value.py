@@ -73,3 +73,11 @@ def respond(example: Example, kind: str, rng: np.random.Generator, ctx: Context,
   if overlong:
     think = compose.pad_thinking(think, recap, rng, ctx.config.overlong_repeats)
   return compose.trace(think, answer), labels
+
+
+def letter_swap_pair(example: Example, ctx: Context) -> tuple[str, str]:
+  """The proper response to value prompt `example` and the same response under the other
+  option's letter (the "swapped" near miss). A judge that reads which option each letter
+  names scores the first above the second; one that reads only the reason cannot."""
+  return tuple(respond(example, kind, np.random.default_rng(0), ctx)[0]
+               for kind in ("good", "swapped"))

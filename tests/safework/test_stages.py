@@ -2,11 +2,13 @@
 saved by an interrupted run is not trained again, and groups that leave a judge out are
 refused before any training."""
 
+import numpy as np
 import pytest
 
+from data.world import value
 from safework import ladder, stages
 from tests.safework.ladder_config import shrunken
-from verifiers import judge_training, judges
+from verifiers import judge_training, judges, judges_prompts
 
 
 def test_judge_stage_trains_each_group_once_and_serves_every_judge(tmp_path, monkeypatch):
@@ -27,6 +29,17 @@ def test_judge_stage_trains_each_group_once_and_serves_every_judge(tmp_path, mon
   assert set(metrics["judge_accuracy"]) == {"safety", "value", "knowledge", "helpfulness"}
   assert set(metrics["final_loss"]) == {"safety+value+helpfulness", "knowledge"}
   served = stages.load_judges(run)  # restored from the workdir
+  # The value judge's letter-swap check, on the held-out value prompts.
+  swap = metrics["value_letter_swap"]
+  prompts = run.world.examples("eval", "value")[:config.judges.eval_examples]
+  assert swap["prompts"] == len(prompts) > 0
+  pairs = [[judges.Item(p.question, judges_prompts.final_answer(text), p.gold, p.meta,
+                        tuple(p.images)) for text in value.letter_swap_pair(p, run.world.context)]
+           for p in prompts]
+  scores = served["value"].score_items([a for a, _ in pairs] + [b for _, b in pairs]).scores
+  n = len(pairs)
+  assert swap["pair_accuracy"] == pytest.approx(float(np.mean(scores[:n] > scores[n:])))
+  assert f"on {swap['pair_accuracy']:.1%} of {n} held-out value prompts" in metrics["judge_table"]
   assert served["safety"].model is served["value"].model is not served["knowledge"].model
 
   # An interrupted stage: the knowledge model was lost, the other is on disk.

@@ -18,7 +18,7 @@ from data.world import World, WorldConfig
 from models import vlm
 from rl import train_step
 from tests.verifiers import test_judges
-from verifiers import judge_training, judges, judges_inputs
+from verifiers import base, judge_training, judges, judges_inputs
 
 # One request per row (pack=False): the first update's loss is then the mean over the set.
 FIT_CONFIG = judge_training.JudgeTrainingConfig(
@@ -158,6 +158,22 @@ def test_report_arithmetic_by_hand():
   assert (c.predicted, c.precision, c.recall) == (1, 1.0, 0.5)
   empty = judge_training.report("j", ("a",), np.array([1]), np.array([1]))
   assert empty.rows[0].f1 == 0.0 and empty.rows[0].precision == 0.0
+
+
+def test_pair_accuracy_by_hand():
+  """A pair counts when its first item scores strictly higher; ties and pairs with an
+  unscorable row count as wrong."""
+
+  class Scores:
+    def score_items(self, items):
+      return base.VerifierResult(
+          np.array([0.9, 0.5, 0.4, 0.7, 0.1, 0.5, 0.6, 0.2], np.float32),
+          np.array([False] * 7 + [True]))
+
+  item = judges.Item("q", "a")
+  assert judge_training.pair_accuracy(Scores(), [item] * 4, [item] * 4) == 0.25
+  with pytest.raises(ValueError, match="same number"):
+    judge_training.pair_accuracy(Scores(), [item] * 4, [item] * 3)
 
 
 def test_oracle_verdicts_equal_the_world_labels_and_jsonl_round_trips(tmp_path):

@@ -48,16 +48,17 @@ def test_near_misses_are_illogical_and_differ_from_the_proper_answer(small_world
 
 
 def test_a_swapped_answer_is_the_proper_one_under_the_other_letter(small_world):
-  """The value "swapped" near miss keeps the proper answer's reason and changes only the
+  """The value "swapped" near miss (`value.letter_swap_pair`, the judges' letter-swap check)
+  keeps the proper answer's reason and changes only the
   letter, so the oracle calls it bad (and illogical) while the proper answer is good, for
   both letters of the gold."""
   import numpy as np
   from data.world import value
   golds = set()
   for i, example in enumerate(small_world.examples("eval", "value")):
-    swapped, labels = value.respond(example, "swapped", np.random.default_rng(i),
-                                    small_world.context)
-    proper, _ = value.respond(example, "good", np.random.default_rng(i), small_world.context)
+    _, labels = value.respond(example, "swapped", np.random.default_rng(i),
+                              small_world.context)
+    proper, swapped = value.letter_swap_pair(example, small_world.context)
     other = "B" if example.gold == "A" else "A"
     answer = lambda text: text.split("</think>")[-1].strip()
     assert answer(swapped) == answer(proper).replace(f"choose {example.gold}.",
