@@ -40,8 +40,22 @@ class TrainState:
 
   @classmethod
   def create(cls, params, optimizer: optax.GradientTransformation) -> TrainState:
-    return cls(jnp.zeros((), jnp.int32), params, optimizer.init(params),
-               jnp.zeros((), jnp.int32))
+    """The state before the first update. With parameters on a mesh, the leaves born
+    unplaced (the counters, the optimiser's step counts) are put on it replicated: the
+    state an update returns has them there, so otherwise the second update would see new
+    input types and trace and compile the step a second time."""
+    state = cls(jnp.zeros((), jnp.int32), params, optimizer.init(params),
+                jnp.zeros((), jnp.int32))
+    leaves = jax.tree.leaves(state)
+    if any(isinstance(x, jax.core.Tracer) for x in leaves):
+      return state  # Created inside a jitted function: its out_shardings place it.
+    mesh = next((x.sharding.mesh for x in jax.tree.leaves(params)
+                 if isinstance(getattr(x, "sharding", None), jax.sharding.NamedSharding)), None)
+    if mesh is None:
+      return state
+    return jax.tree.map(
+        lambda x: x if isinstance(getattr(x, "sharding", None), jax.sharding.NamedSharding)
+        else jax.device_put(x, sharding.replicated(mesh)), state)
 
 
 @flax.struct.dataclass

@@ -186,3 +186,32 @@ def test_step_compiles_once_for_new_params_and_batches(world):
   for i in range(3):
     state, _ = step(state, params, batch.replace(advantages=batch.advantages * (i + 1)))
   assert int(state.step) == 3
+
+
+def test_a_state_on_a_mesh_traces_the_step_once(world, monkeypatch):
+  """Parameters on a mesh, a step without declared shardings (the SFT trainer's): the state
+  `TrainState.create` returns has the types of the state an update returns, so the second
+  and third updates reuse the first one's trace (its counters used to be unplaced, and the
+  second update traced and compiled the step again)."""
+  config, params, batch = world
+  mesh = sharding.make_mesh([("data", 2), ("fsdp", 2), ("tensor", 2)])
+  abstract = jax.eval_shape(vlm.init_fn(config), jax.random.key(0))
+  sharded = jax.device_put(params, sharding.logical_shardings(abstract, mesh,
+                                                              sharding.DEFAULT_RULES))
+  traces = []
+  original = train_step.train_step
+  monkeypatch.setattr(train_step, "train_step",
+                      lambda *a, **k: traces.append(1) or original(*a, **k))
+  optimizer = optim.make_optimizer(optim.OptimizerConfig(total_steps=5), sharded)
+  # Created outside the mesh context, then updated inside it, as stages.run_sft does.
+  state = train_step.TrainState.create(jax.tree.map(jnp.copy, sharded), optimizer)
+  counters = [state.step, state.skipped] + [
+      x for x in jax.tree.leaves(state.opt_state) if x.ndim == 0]
+  assert counters and all(x.sharding.is_equivalent_to(sharding.replicated(mesh), 0)
+                          for x in counters)
+  with sharding.activate(mesh, sharding.DEFAULT_RULES):
+    step = train_step.make_step(config, train_step.StepConfig(), optimizer,
+                                train_step.rl_objective("ppo", losses.PPOConfig()))
+    for _ in range(3):
+      state, _ = step(state, sharded, batch)
+  assert int(state.step) == 3 and len(traces) == 1
