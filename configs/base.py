@@ -41,6 +41,10 @@ def common(args):
       "kind": "sentencepiece" if args["runlocal"] else "hf",  # "sentencepiece" | "hf".
       "path": "",  # tokenizer.json (hf) or tokenizer.model; "" trains one on the world.
       "vocab_size": 1024,  # SentencePiece pieces when training on the world.
+      # (ours) Each knowledge-base name and fact value is one piece (two ids a word, on top
+      # of vocab_size) when training on the world. Spelled out in 4 pieces, names were not
+      # copied from prompts, and the value judge's letter-swap check was below chance.
+      "whole_words": args["runlocal"],
   })
   # The embedded SafeLadder world (data/world); production runs set it to None and give
   # JSONL paths under `data`.
@@ -49,6 +53,9 @@ def common(args):
       # (ours) Near misses among the judges' negatives: judges trained without them rewarded
       # a third of the early policy's illogical safety samples (WorldConfig docstring).
       "judge_near_misses": True,
+      # (ours) Knowledge sft traces that say they are unsure, with confidence 1-4: without
+      # them the cold-start policy never writes a confidence below 7 (WorldConfig docstring).
+      "sft_hedge_rate": 0.2,
   }) if args["runlocal"] else None
   c.data = ml_collections.ConfigDict({
       "sft_jsonl": "",  # CoT-SFT examples (with responses), data/jsonl.py schema.

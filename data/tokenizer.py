@@ -176,7 +176,8 @@ def _training_lines(texts: Iterable[str]) -> Iterator[str]:
 
 
 def train_sentencepiece(texts: Iterable[str], vocab_size: int,
-                        model_dir: str | os.PathLike[str]) -> SentencePieceTokenizer:
+                        model_dir: str | os.PathLike[str],
+                        whole_words: Sequence[str] = ()) -> SentencePieceTokenizer:
   """Trains a BPE SentencePiece model in-process and saves it as `model_dir/tokenizer.model`.
 
   Text is kept as is (identity normalisation, no dummy prefix, whitespace runs kept) so
@@ -189,7 +190,16 @@ def train_sentencepiece(texts: Iterable[str], vocab_size: int,
     vocab_size: the requested number of ids, special and byte pieces included. A corpus too
       small for it gives a smaller vocabulary (see `.vocab_size`).
     model_dir: the directory to write `tokenizer.model` into (created if missing).
+    whole_words: words that are always one piece, as the first word of a line and after
+      a space (two pieces each, on top of `vocab_size`). A tiny model copies a name from
+      its prompt far more easily as one piece than as the four byte-like pieces a small
+      BPE vocabulary gives a rare name.
   """
+  words = sorted(set(whole_words))
+  bad = [w for w in words if not w or any(c.isspace() for c in w)]
+  if bad:
+    raise ValueError(f"train_sentencepiece: whole_words must be non-empty words without "
+                     f"whitespace, got {bad[:5]}")
   floor = 1 + len(_USER_SYMBOLS) + _BYTE_PIECES + 1
   if vocab_size < floor:
     raise ValueError(f"train_sentencepiece: vocab_size {vocab_size} is below {floor} "
@@ -200,9 +210,12 @@ def train_sentencepiece(texts: Iterable[str], vocab_size: int,
     first = next(lines)
   except StopIteration:
     raise ValueError("train_sentencepiece: the corpus has no non-empty line") from None
+  # SentencePiece writes a space as U+2581 before matching user symbols.
+  pieces = [p for w in words for p in (w, "\u2581" + w)]
   spm.SentencePieceTrainer.train(
-      sentence_iterator=itertools.chain([first], lines), model_writer=model, vocab_size=vocab_size,
-      model_type="bpe", user_defined_symbols=list(_USER_SYMBOLS), byte_fallback=True,
+      sentence_iterator=itertools.chain([first], lines), model_writer=model,
+      vocab_size=vocab_size + len(pieces), model_type="bpe",
+      user_defined_symbols=[*_USER_SYMBOLS, *pieces], byte_fallback=True,
       split_digits=True, normalization_rule_name="identity", remove_extra_whitespaces=False,
       add_dummy_prefix=False, allow_whitespace_only_pieces=True, character_coverage=1.0,
       unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1, num_threads=1, input_sentence_size=0,

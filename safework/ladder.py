@@ -70,8 +70,9 @@ class Ladder:
       return tokenizer_lib.SentencePieceTokenizer.from_file(model_file)
     if self.world is None:
       raise ValueError("config.tokenizer.path is empty and there is no world to train on")
+    words = self.world.whole_words() if cfg.get("whole_words", False) else ()
     return tokenizer_lib.train_sentencepiece(self.world.text_corpus(), cfg.vocab_size,
-                                             model_file.parent)
+                                             model_file.parent, whole_words=words)
 
   def _model_config(self) -> ModelConfig:
     cfg, special = self.config.model, self.tokenizer.special

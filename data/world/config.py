@@ -54,6 +54,10 @@ class WorldConfig:
     wrong_answer_rate: share of general sft traces with a wrong count or sum.
     value_flaw_rate: share of value sft traces choosing the bad option.
     hallucination_rate: share of knowledge sft traces answering wrongly with confidence.
+    sft_hedge_rate: share of knowledge sft traces that answer closed-book saying they are
+      unsure, with a low confidence (1-4); half of them are right. Without any, the policy
+      never writes a confidence below 7 and the false-certain constraint has no
+      unconfident answer to reward.
     overlong_thinking_rate: share of sft traces (all families) with padded re-checks.
     overlong_repeats: inclusive range of re-check sentences added to an overlong trace.
     sft_search_fraction: share of knowledge sft traces that use the search tool (over
@@ -94,6 +98,7 @@ class WorldConfig:
   wrong_answer_rate: float = 0.25
   value_flaw_rate: float = 0.2
   hallucination_rate: float = 0.15
+  sft_hedge_rate: float = 0.0
   overlong_thinking_rate: float = 0.4
   overlong_repeats: tuple[int, int] = (3, 5)
   sft_search_fraction: float = 0.3
@@ -124,6 +129,8 @@ class WorldConfig:
                          f"weight > 0) triples with judge in {JUDGES}, got {entry!r}")
     if self.unsafe_compliance_rate + self.flat_refusal_rate > 1:
       raise ValueError("WorldConfig.unsafe_compliance_rate + flat_refusal_rate must be <= 1")
+    if self.hallucination_rate + self.sft_hedge_rate > 1:
+      raise ValueError("WorldConfig.hallucination_rate + sft_hedge_rate must be <= 1")
     if self.over_refusal_rate + self.needless_warning_rate > 1:
       raise ValueError("WorldConfig.over_refusal_rate + needless_warning_rate must be <= 1")
     low, high = self.overlong_repeats

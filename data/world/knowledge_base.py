@@ -88,6 +88,12 @@ class KnowledgeBase:
     """The id of the document about `entity` (titles are entity names, all unique)."""
     return next(d.doc_id for d in self.documents if d.title == entity.name)
 
+  def words(self) -> list[str]:
+    """Every entity name and every fact value that is a word (not a year), sorted: the
+    words a knowledge answer copies from its prompt or from a search result."""
+    values = {v for e in self.entities for _, v in e.facts if not v.isdigit()}
+    return sorted({e.name for e in self.entities} | values)
+
   def values(self, relation: str) -> list[str]:
     """Every value of `relation` in the world, sorted (wrong-answer candidates)."""
     return sorted({e.value(relation) for e in self.entities if relation in dict(e.facts)})

@@ -107,8 +107,11 @@ def _knowledge(rng: np.random.Generator, n: int, config: WorldConfig, split: str
     specs.append({"family": "knowledge", "pool": pool, "fact": counters.get(pool, 0)})
     counters[pool] = counters.get(pool, 0) + 1
   if split == "sft":
-    h = config.hallucination_rate
-    for s, k in zip(specs, assign(rng, n, [("wrong", h), ("correct", 1 - h)])):
+    h, u = config.hallucination_rate, config.sft_hedge_rate
+    kinds = [("wrong", h), ("correct", 1 - h - u)]
+    if u:  # Only when asked: the draws of a world without hedges stay as they were.
+      kinds += [("hedged", u / 2), ("unsure_wrong", u / 2)]
+    for s, k in zip(specs, assign(rng, n, kinds)):
       s.update(kind=k, search=s["pool"] == "practice" and k == "correct", read=False)
     searching = [s for s in specs if s["search"]]
     for s, r in zip(searching, assign(rng, len(searching), [(True, config.read_fraction),

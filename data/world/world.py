@@ -118,6 +118,11 @@ class World:
         if example.response:
           yield example.response
 
+  def whole_words(self) -> list[str]:
+    """Words a tokenizer trained on this world should keep whole (`train_sentencepiece`'s
+    `whole_words`): the knowledge base's names and fact values."""
+    return self.context.kb.words()
+
   def fingerprint(self, splits: Sequence[str] = SPLITS) -> str:
     """SHA-256 over every example's fields and image bytes, and the corpus."""
     digest = hashlib.sha256()

@@ -113,6 +113,26 @@ def test_sentencepiece_is_deterministic_and_loads_from_file(sp_tok, tmp_path):
   assert loaded.encode(text) == sp_tok.encode(text)
 
 
+def test_whole_words_are_one_piece_at_a_line_start_and_after_a_space(sp_tok, tmp_path):
+  words = ["Dosa", "Maviba", "sailor"]
+  texts = world_like_texts(500) + ["The capital of Dosa is Maviba.", "The job of Kalo is sailor."]
+  tok = tok_lib.train_sentencepiece(texts, 450, tmp_path, whole_words=words)
+  for text in ["Dosa was founded.", "The capital of Dosa is Maviba.\nsailor sailor"]:
+    ids = tok.encode(text)
+    assert tok.decode(ids) == text
+    pieces = [tok.decode([i]) for i in ids]
+    for word in words:
+      assert pieces.count(word) + pieces.count(" " + word) == text.count(word), (word, pieces)
+  assert len(sp_tok.encode(" Dosa")) > 1  # Without the option: several pieces.
+  # The words come on top of the requested size; the rest of the vocabulary is unchanged.
+  plain = tok_lib.train_sentencepiece(texts, 450, tmp_path / "plain")
+  assert tok.vocab_size == plain.vocab_size + 2 * len(words)
+  assert tok.encode("How many red circles") == [
+      tok.token_to_id(plain.id_to_token(i)) for i in plain.encode("How many red circles")]
+  with pytest.raises(ValueError, match="without whitespace"):
+    tok_lib.train_sentencepiece(texts, 600, tmp_path, whole_words=["two words"])
+
+
 def test_decode_skips_only_special_ids(sp_tok, hf_path):
   hf_tok = tok_lib.HFTokenizer.from_file(hf_path)
   for tok in (sp_tok, hf_tok):

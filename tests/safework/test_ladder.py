@@ -66,3 +66,18 @@ def test_killed_ladder_resumes_without_redoing_finished_stages(tmp_path, monkeyp
              for s in ("sft", "m3rl_a", "m3rl_b", "efficient", "search")}
   for record in records.values():
     assert 0.0 <= record["eval"]["safety"] <= 1.0 and record["eval"]["num_examples"] == 4
+
+
+@pytest.mark.parametrize("whole", [False, True])
+def test_the_world_tokenizer_keeps_names_whole_when_asked(tmp_path, whole):
+  config = shrunken()
+  config.tokenizer.whole_words = whole
+  run = ladder.Ladder(config, tmp_path)
+  words = run.world.whole_words()
+  whole_count = sum(len(run.tokenizer.encode(w)) == len(run.tokenizer.encode(" " + w)) == 1
+                    for w in words)
+  if whole:
+    assert whole_count == len(words)
+    assert run.model_config.text.vocab_size == run.tokenizer.vocab_size
+  else:  # A vocabulary of 400 learns few of the world's rare names.
+    assert whole_count < len(words) / 2

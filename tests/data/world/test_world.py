@@ -114,6 +114,28 @@ def test_sft_flaw_and_safety_rates_are_exact(small_world):
   assert all(e.question.startswith(lexicon.JAILBREAKS) for e in harmful if e.meta["jailbreak"])
 
 
+def test_sft_hedges_are_unconfident_half_right_and_only_when_asked(small_world):
+  assert not [e for e in small_world.split("sft")
+              if e.meta.get("response_kind") in ("hedged", "unsure_wrong")]
+  rate = 0.3
+  world = World(dataclasses.replace(SMALL, sft_hedge_rate=rate))
+  knowledge = world.examples("sft", "knowledge")
+  for kind, verdict in (("hedged", "TRUE"), ("unsure_wrong", "FALSE")):
+    mine = [e for e in knowledge if e.meta["response_kind"] == kind]
+    assert _within_one(len(mine), len(knowledge) * rate / 2)
+    for e in mine:
+      labels = e.meta["labels"]
+      assert labels["knowledge"] == verdict and not labels["false_certain"]
+      assert 1 <= labels["confidence"] <= 4
+      assert re.search(rf"<confidence>{labels['confidence']}</confidence>$", e.response)
+      assert "I am not sure" in e.response and not e.meta["uses_search"]
+      assert (e.gold in e.response) == (verdict == "TRUE")
+  hallucinations = [e for e in knowledge if e.meta["flaw"] == "hallucination"]
+  assert _within_one(len(hallucinations), len(knowledge) * SMALL.hallucination_rate)
+  with pytest.raises(ValueError, match="sft_hedge_rate"):
+    dataclasses.replace(SMALL, sft_hedge_rate=0.9)
+
+
 def _combo(example):
   meta = example.meta
   if example.label == "value":
@@ -153,6 +175,17 @@ def test_every_fact_query_ranks_its_document_first(small_world):
       top = engine.search(RELATIONS[relation].query.format(e=entity.name), 2)[0]
       assert top.doc_id == kb.doc_id(entity) and top.title == entity.name
       assert top.snippet == RELATIONS[relation].fact.format(e=entity.name, v=value)
+
+
+def test_whole_words_are_every_name_and_word_value_of_the_knowledge_base(small_world):
+  kb = small_world.context.kb
+  words = small_world.whole_words()
+  assert words == sorted(set(words))
+  facts = [v for e in kb.entities for _, v in e.facts]
+  expected = {e.name for e in kb.entities} | {v for v in facts if not v.isdigit()}
+  assert set(words) == expected
+  assert any(v.isdigit() for v in facts)  # Years stay digit pieces.
+  assert {"sailor", "seeds"} & set(words) and all(" " not in w for w in words)
 
 
 _NUMBER = r"(\d+)"
