@@ -199,6 +199,10 @@ def load_judges(ladder, params=None) -> dict[str, judges.Judge]:
     group_params = (params or {}).get(group)
     if group_params is None and "judge_refresh" in ladder.config.stages:
       group_params = _restore_judge(ladder, group, model_config, "judge_refresh")
+    elif group_params is None and _judge_checkpoint_dir(ladder, group, "judge_refresh").exists():
+      logging.warning("judges: serving the %s judge of judges/, not the refreshed one in "
+                      "judge_refresh/: config.stages does not name judge_refresh",
+                      judge_training.group_name(group))
     if group_params is None:
       group_params = _restore_judge(ladder, group, model_config)
     if group_params is None:

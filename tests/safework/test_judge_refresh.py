@@ -2,6 +2,8 @@
 mixed with a replay of the judge data; the stage fine-tunes each group from its trained
 judge, serves the refreshed judges afterwards and resumes group by group."""
 
+import logging
+
 import jax
 import numpy as np
 import pytest
@@ -87,7 +89,7 @@ def test_replay_draws_only_the_groups_judges_without_repeats():
 
 
 def test_the_stage_fine_tunes_each_group_from_its_judge_and_serves_the_result(
-    tmp_path, monkeypatch):
+    tmp_path, monkeypatch, caplog):
   config = shrunken()
   config.judges.groups = (("safety", "value", "helpfulness"), ("knowledge",))
   run = ladder.Ladder(config, tmp_path)
@@ -128,6 +130,14 @@ def test_the_stage_fine_tunes_each_group_from_its_judge_and_serves_the_result(
   first = stages._restore_judge(run, ("knowledge",), model_config)
   assert _same(served["knowledge"].model.params, refreshed)
   assert not _same(refreshed, first)
+  # A run whose stages leave judge_refresh out serves the first judges, and says so.
+  alone = shrunken()
+  alone.judges.groups = config.judges.groups
+  alone.stages = ("search",)
+  with caplog.at_level(logging.WARNING):
+    served = stages.load_judges(ladder.Ladder(alone, tmp_path))
+  assert _same(served["knowledge"].model.params, first)
+  assert "not the refreshed one in judge_refresh/" in caplog.text
 
   # Killed after the first group: a rerun refreshes only the missing one.
   for path in sorted((tmp_path / "judge_refresh" / "knowledge").glob("**/*"), reverse=True):
