@@ -15,6 +15,7 @@ Both parts are stripped of surrounding whitespace. Judges and rules see the answ
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 
@@ -26,6 +27,15 @@ from verifiers import language
 from verifiers import math_equivalence
 
 _OPEN, _CLOSE = special_tokens.THINK_OPEN, special_tokens.THINK_CLOSE
+_TAGS = (_OPEN, _CLOSE, special_tokens.TOOL_CALL_OPEN, special_tokens.TOOL_CALL_CLOSE,
+         special_tokens.TOOL_RESPONSE_OPEN, special_tokens.TOOL_RESPONSE_CLOSE)
+_THINK_BLOCK = re.compile(f"{re.escape(_OPEN)}(.*?){re.escape(_CLOSE)}", re.S)
+_THINK = f"{re.escape(_OPEN)}(?:(?!{re.escape(_OPEN)}).)*?{re.escape(_CLOSE)}"
+_TOOL_TURN = (f"(?:{re.escape(special_tokens.TOOL_CALL_OPEN)}.*?"
+              f"{re.escape(special_tokens.TOOL_CALL_CLOSE)}\\s*(?:"
+              f"{re.escape(special_tokens.TOOL_RESPONSE_OPEN)}.*?"
+              f"{re.escape(special_tokens.TOOL_RESPONSE_CLOSE)}\\s*)?)+")
+_FORMAT = re.compile(f"{_THINK}(?:\\s*{_TOOL_TURN}{_THINK})*(?P<answer>.*)", re.S)
 
 
 def clean_response(text: str) -> str:
@@ -66,22 +76,26 @@ class FormatConfig:
 def format_score(text: str, open_tag_in_prompt: bool = False) -> float:
   """r_format ∈ {0, 1} of one response.
 
-  1.0 exactly when, after `clean_response`, the text (leading whitespace aside) starts with
-  `<think>`, holds exactly one `<think>` and exactly one `</think>`, and both the think part
-  and the answer after `</think>` are non-empty after stripping whitespace. With
-  `open_tag_in_prompt` the `<think>` is in the prompt: the text must hold no `<think>` and
-  exactly one `</think>`, with non-empty text on both sides.
+  1.0 exactly when, after `clean_response`, the text (whitespace between parts aside) is
+  `<think>…</think>`, then any number of tool turns, each one or more tool calls (each
+  with or without its `<tool_response>`) followed by another `<think>…</think>`, then the
+  answer: every think block non-empty, the answer non-empty and free of think and tool
+  tags. Without tool calls that is one think block and the answer; a deliberative-search
+  response (METHOD.md §4) thinks again after each tool turn. With `open_tag_in_prompt` the
+  first `<think>` is in the prompt: the text starts inside the first think block.
   """
   text = clean_response(text).strip()
-  opens, closes = text.count(_OPEN), text.count(_CLOSE)
   if open_tag_in_prompt:
-    well_formed = opens == 0 and closes == 1
-  else:
-    well_formed = opens == 1 and closes == 1 and text.startswith(_OPEN)
-  if not well_formed:
+    if text.startswith(_OPEN):
+      return 0.0
+    text = _OPEN + text
+  match = _FORMAT.fullmatch(text)
+  if match is None:
     return 0.0
-  think, answer = split_response(text)
-  return float(bool(think) and bool(answer))
+  answer = match.group("answer").strip()
+  blocks = _THINK_BLOCK.findall(text[:match.start("answer")])
+  return float(bool(answer) and all(b.strip() for b in blocks)
+               and not any(tag in answer for tag in _TAGS))
 
 
 def format_scores(rollout: rewards.Rollout, config: FormatConfig = FormatConfig()) -> np.ndarray:

@@ -7,6 +7,9 @@ from tests.verifiers.rollouts import make_rollout
 from verifiers import instruction_following
 from verifiers import rules
 
+_CALL = "<tool_call>search: capital of Peba</tool_call>"
+_RESULT = "<tool_response>[d2] Peba: The capital of Peba is Netafe.</tool_response>"
+
 
 @pytest.mark.parametrize("text, expected", [
     ("<think>a</think>b", ("a", "b")),
@@ -39,6 +42,18 @@ def test_split_response(text, expected):
     ("<think>a</think>b</think>", 0.0),  # Extra close.
     ("</think>answer", 0.0),
     ("", 0.0),
+    # Deliberative search: think, tool turn(s), think again, answer.
+    (f"<think>a</think> {_CALL}{_RESULT} <think>b</think> answer", 1.0),
+    (f"<think>a</think>{_CALL}{_RESULT}{_CALL}{_RESULT}<think>b</think>{_CALL}"
+     f"{_RESULT}<think>c</think>answer", 1.0),
+    (f"<think>a</think>{_CALL}<think>b</think>answer", 1.0),  # A call the tool did not answer.
+    (f"<think>a</think>{_CALL}{_RESULT} answer", 0.0),  # No thinking after the result.
+    (f"<think>a</think>{_CALL}{_RESULT}<think> </think>answer", 0.0),  # Empty think.
+    (f"<think>a</think> so {_CALL}{_RESULT}<think>b</think>answer", 0.0),  # Text between.
+    (f"<think>a</think>{_CALL}{_RESULT}<think>b</think>", 0.0),  # No answer.
+    (f"<think>a</think>answer {_CALL}", 0.0),  # A call after the answer.
+    (f"<think>a</think>{_RESULT}<think>b</think>answer", 0.0),  # A result with no call.
+    (f"<think>a</think>{_CALL}{_RESULT}<think>b<think>c</think>answer", 0.0),  # Nested.
 ])
 def test_format_score(text, expected):
   assert rules.format_score(text) == expected
@@ -49,6 +64,7 @@ def test_format_score(text, expected):
     ("<think>reason</think>answer", 0.0),
     ("</think>answer", 0.0),
     ("reason</think>", 0.0),
+    (f"reason</think>{_CALL}{_RESULT}<think>more</think>answer", 1.0),
 ])
 def test_format_score_with_open_tag_in_prompt(text, expected):
   assert rules.format_score(text, open_tag_in_prompt=True) == expected
@@ -121,3 +137,14 @@ def test_instruction_verifier_raises_on_unknown_constraint_type():
   rollout = make_rollout(["<think>x</think>y"], metas=[{"constraints": [{"type": "haiku"}]}])
   with pytest.raises(ValueError, match="haiku"):
     rules.instruction_verifier()(rollout)
+
+
+def test_every_cot_sft_trace_of_the_world_earns_the_format_reward():
+  """The world's traces are the format the policy is taught, search turns included."""
+  from data.world import World
+  from tests.data.world.tiny import SMALL_CONFIG
+
+  traces = list(World(SMALL_CONFIG).split("sft"))
+  searching = [e for e in traces if e.meta.get("uses_search")]
+  assert len(searching) >= 5
+  assert [e.uid for e in traces if rules.format_score(e.response) != 1.0] == []
