@@ -26,6 +26,7 @@ from data import tokenizer as tokenizer_lib
 from data.world import World, WorldConfig
 from models import hf_checkpoint, presets, vlm
 from models.config import ModelConfig
+from safework import convert
 from safework import report as report_lib
 from safework import stages
 from safework.infra import checkpoint, sharding
@@ -96,6 +97,9 @@ class Ladder:
 
   def initial_params(self):
     if self.config.model.checkpoint:
+      if convert.is_imported(self.config.model.checkpoint):  # Written by launch.convert.
+        return convert.load_imported(self.config.model.checkpoint, self.model_config,
+                                     self.mesh, self.rules)
       return hf_checkpoint.load_params(self.config.model.checkpoint, self.model_config,
                                        self.param_shardings())
     params, _ = sharding.init_sharded(vlm.init_fn(self.model_config), self.mesh, self.rules,
@@ -138,7 +142,8 @@ class Ladder:
         logging.info("stage %s is done; skipping it", name)
         if name in POLICY_STAGES:
           params = self.load_final(name, params if params is not None else
-                                   self.initial_params())
+                                   convert.abstract_params(self.model_config, self.mesh,
+                                                           self.rules))
         continue
       if name in POLICY_STAGES and params is None:
         params = self.initial_params()
@@ -172,6 +177,9 @@ class Ladder:
         oracle_curves[TITLES[name]] = report_lib.reward_curve(metrics, "oracle/total")
     notes = stages.findings(points) if points else ()
     path = report_lib.write(self.workdir, points, curves, judge_table, timings, notes,
-                            oracle_curves=oracle_curves, refresh_table=refresh_table)
+                            oracle_curves=oracle_curves, refresh_table=refresh_table,
+                            scored_by=("exactly by the world's oracle" if self.world is not None
+                                       else "by the run's judges and rule verifiers (on "
+                                       "config.data.eval_jsonl)"))
     logging.info("report: %s", path)
     return path

@@ -1,0 +1,157 @@
+"""Checkpoints in and out of a run (safework/convert.py, launch/convert.py): a finished
+stage exported to HF loads in transformers with our logits and round-trips bitwise, an
+imported checkpoint starts a run with the same weights as the HF directory, and every
+wrong request fails with a message that says what is there."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from transformers import Qwen2_5_VLForConditionalGeneration
+
+from models import hf_checkpoint, vlm
+from models import inputs as model_inputs
+from safework import convert, ladder as ladder_lib, stages
+from tests.models import hf_tiny
+from tests.safework import ladder_config
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _leaves_equal(a, b):
+  flat_a, tree_a = jax.tree.flatten(a)
+  flat_b, tree_b = jax.tree.flatten(b)
+  assert tree_a == tree_b
+  for x, y in zip(flat_a, flat_b):
+    assert x.dtype == y.dtype and np.array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  """A workdir with a finished 'efficient' stage (random weights, perturbed so attention
+  is sharp) and a trained knowledge judge, as the ladder writes them."""
+  workdir = tmp_path_factory.mktemp("run")
+  config = ladder_config.shrunken()
+  ladder = ladder_lib.Ladder(config, workdir)
+  params = ladder.initial_params()
+  keys = iter(jax.random.split(jax.random.key(1), len(jax.tree.leaves(params))))
+  params = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(next(keys), x.shape, x.dtype),
+                        params)
+  ladder.save_final("efficient", params)
+  (workdir / "efficient" / "DONE.json").write_text(json.dumps({"eval": {}}))
+  judge = jax.tree.map(lambda x: -x, params)
+  stages._save_judge(ladder, ("knowledge",), judge, "judges")
+  return config, workdir, ladder, params, judge
+
+
+def test_an_exported_stage_loads_in_transformers_with_our_logits(run, tmp_path):
+  config, workdir, ladder, params, _ = run
+  out = convert.export_stage(ladder, "efficient", tmp_path / "hf", dtype="float32")
+  # The tokenizer travels with the weights, byte for byte.
+  assert (out / "tokenizer.model").read_bytes() == (
+      workdir / "tokenizer" / "tokenizer.model").read_bytes()
+  # float32 is our master weights exactly.
+  _leaves_equal(hf_checkpoint.load_params(out, ladder.model_config), params)
+  model = Qwen2_5_VLForConditionalGeneration.from_pretrained(out, attn_implementation="eager")
+  texts = ["What is the capital of the city? The answer is", "Count the shapes."]
+  ids = [ladder.tokenizer.encode(t) for t in texts]
+  tokens = np.zeros((2, max(map(len, ids))), np.int32)
+  for row, seq in enumerate(ids):
+    tokens[row, :len(seq)] = seq
+  segment_ids = (np.arange(tokens.shape[1])[None] < np.array([[len(i)] for i in ids])) * 1
+  batch = hf_tiny.Batch(tokens, segment_ids.astype(np.int32), None, None,
+                        np.zeros((0, 1176), np.float32), np.zeros((0, 3), np.int64))
+  expected = hf_tiny.hf_logits(model.eval(), batch)
+  inputs, _ = model_inputs.make_inputs(batch.tokens, batch.segment_ids, ladder.model_config)
+  ours, _ = vlm.Qwen25VL(ladder.model_config).apply(params, jax.tree.map(jnp.asarray, inputs))
+  valid = batch.segment_ids > 0
+  assert np.abs(expected).max() > 1.0
+  np.testing.assert_allclose(np.asarray(ours)[valid], expected[valid], atol=1e-4, rtol=0)
+
+
+def test_a_judge_group_exports_its_own_weights_in_bfloat16(run, tmp_path):
+  _, _, ladder, _, judge = run
+  out = convert.export_stage(ladder, "judges/knowledge", tmp_path / "judge")
+  config = hf_checkpoint.load_config(out)
+  loaded = hf_checkpoint.load_params(out, config)
+  assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"
+  for x, y in zip(jax.tree.leaves(loaded), jax.tree.leaves(judge)):
+    expected = np.asarray(y).astype(jnp.bfloat16).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(x), expected)
+
+
+def test_an_imported_checkpoint_starts_a_run_with_the_hf_weights(run, tmp_path):
+  config, _, ladder, params, _ = run
+  hf_dir = convert.export_stage(ladder, "efficient", tmp_path / "hf", dtype="float32")
+  imported = convert.import_hf(hf_dir, tmp_path / "orbax")
+  assert convert.is_imported(imported) and not convert.is_imported(hf_dir)
+  starts = {}
+  for name, checkpoint in (("hf", hf_dir), ("orbax", imported)):
+    c = config.copy_and_resolve_references()
+    c.model.checkpoint = str(checkpoint)
+    c.tokenizer.path = str(hf_dir / "tokenizer.model")
+    starts[name] = ladder_lib.Ladder(c, tmp_path / f"run_{name}").initial_params()
+  _leaves_equal(starts["orbax"], starts["hf"])
+  _leaves_equal(starts["orbax"], params)
+  # A run whose model is laid out otherwise is told how to import again.
+  unrolled = ladder.model_config.replace(scan_layers=False)
+  with pytest.raises(ValueError, match="imported with .*scan_layers.*True.*--scan_layers"):
+    convert.load_imported(imported, unrolled, ladder.mesh, ladder.rules)
+
+
+def _launch(module, *flags):
+  subprocess.run([sys.executable, "-m", module, *flags], check=True, capture_output=True,
+                 cwd=REPO, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+
+
+def test_the_command_line_imports(run, tmp_path):
+  _, _, ladder, params, _ = run
+  hf_dir = convert.export_stage(ladder, "efficient", tmp_path / "hf", dtype="float32")
+  out = tmp_path / "orbax"
+  _launch("launch.convert", f"--hf={hf_dir}", f"--out={out}")
+  _leaves_equal(convert.load_imported(out, ladder.model_config, ladder.mesh, ladder.rules),
+                params)
+
+
+def test_the_command_line_evaluates_a_stage_as_the_ladder_does(run, tmp_path):
+  _, workdir, ladder, params, _ = run
+  config_file = tmp_path / "shrunken.py"
+  config_file.write_text("from tests.safework.ladder_config import shrunken\n\n\n"
+                         "def get_config():\n  return shrunken()\n")
+  out = tmp_path / "metrics.json"
+  _launch("launch.evaluate", f"--config={config_file}", f"--workdir={workdir}",
+          "--stage=efficient", f"--out={out}")
+  expected = stages.evaluate(ladder, params)
+  assert expected["num_examples"] > 0
+  assert json.loads(out.read_text()) == pytest.approx(expected, nan_ok=True)
+
+
+@pytest.mark.parametrize("stage, error, message", [
+    ("search", FileNotFoundError, r"'search' has not finished .*finished policy stages: "
+                                  r"\['efficient'\]"),
+    ("judges", ValueError, r"judges/<group>.*\['knowledge'\]"),
+    ("judges/safety", FileNotFoundError, r"no trained judge 'safety'.*\['knowledge'\]"),
+    ("rl", ValueError, r"unknown stage 'rl'"),
+])
+def test_a_wrong_stage_says_what_the_run_has(run, tmp_path, stage, error, message):
+  _, _, ladder, _, _ = run
+  with pytest.raises(error, match=message):
+    convert.export_stage(ladder, stage, tmp_path / "out")
+  assert not (tmp_path / "out").exists()
+
+
+def test_opening_a_missing_run_creates_nothing(run, tmp_path):
+  config = run[0]
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    convert.open_run(config, tmp_path / "nowhere")
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(FileNotFoundError, match="no tokenizer/tokenizer.model"):
+    convert.open_run(config, tmp_path / "empty")
+  assert not (tmp_path / "nowhere").exists() and not list((tmp_path / "empty").iterdir())
