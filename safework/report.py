@@ -88,14 +88,15 @@ def write(directory: pathlib.Path, points: Sequence[tuple[str, Mapping[str, floa
           judge_table: str | None = None, timings: Mapping[str, float] | None = None,
           notes: Sequence[str] = (),
           oracle_curves: Mapping[str, Sequence[tuple[int, float]]] | None = None,
-          refresh_table: str | None = None) -> pathlib.Path:
+          refresh_table: str | None = None, scored_by: str = "exactly by the world's oracle"
+          ) -> pathlib.Path:
   """Writes report.md, ai45.png and rewards.png into `directory`; returns report.md."""
   directory.mkdir(parents=True, exist_ok=True)
   ai45_plot(points, directory / "ai45.png")
   reward_plot(curves, directory / "rewards.png", oracle_curves)
   names = [name for name, _ in points]
   lines = ["# SafeLadder report", "",
-           "Held-out evaluation after each rung, scored exactly by the world's oracle.", "",
+           f"Held-out evaluation after each rung, scored {scored_by}.", "",
            "| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
   for key, title, fmt in ROWS:
     lines.append(f"| {title} | " + " | ".join(_cell(m.get(key), fmt) for _, m in points) + " |")

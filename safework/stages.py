@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import json
 import pathlib
 from collections.abc import Mapping, Sequence
@@ -319,11 +320,19 @@ def _rollout_fn(ladder, sampling: rollout.SamplingConfig, use_tool: bool):
 
 def evaluate(ladder, params) -> dict[str, float]:
   """Greedy responses to held-out prompts, with the search tool on offer when there is a
-  corpus (every checkpoint is measured the same way), scored by the world's oracle."""
+  corpus (every checkpoint is measured the same way): the world's eval split scored by its
+  oracle, or else `data.eval_jsonl` scored by the judges and rule verifiers."""
   cfg = ladder.config.eval
-  if ladder.world is None:
-    logging.warning("evaluation scores world prompts with the world's oracle; there is no "
-                    "world, so it is skipped (use launch.evaluate with judges instead)")
+  if ladder.world is not None:
+    examples, scorer = ladder.world.split("eval"), evaluation.score
+  elif ladder.config.data.eval_jsonl:
+    examples = _examples(ladder, "eval", "eval_jsonl")
+    fc = ladder.config.search.get("false_certain", {}) if "search" in ladder.config else {}
+    scorer = functools.partial(evaluation.score_with_reward,
+                               reward_fn=_reward_fn(ladder, {}),
+                               max_new_tokens=cfg.max_new_tokens, zeta=fc.get("zeta", 5))
+  else:
+    logging.warning("no world and no config.data.eval_jsonl: the evaluation is skipped")
     return {}
   sampling = rollout.SamplingConfig(num_samples=1, max_new_tokens=cfg.max_new_tokens,
                                     method=Greedy(),
@@ -337,9 +346,9 @@ def evaluate(ladder, params) -> dict[str, float]:
   rng = jax.random.key(ladder.config.seed)
   with sharding.activate(ladder.mesh, ladder.rules):
     return evaluation.evaluate(
-        ladder.world.split("eval"), lambda ex: generate(params, ex, rng),
+        examples, lambda ex: generate(params, ex, rng),
         evaluation.EvalConfig(num_examples=cfg.num_examples, batch_size=cfg.batch_size,
-                              max_new_tokens=cfg.max_new_tokens))
+                              max_new_tokens=cfg.max_new_tokens), scorer)
 
 
 # ------------------------------------------------------------------------- training

@@ -4,9 +4,14 @@ import math
 
 import numpy as np
 
-from safework import evaluation, report
-from tests.data.world.tiny import SMALL_CONFIG
+from data import jsonl
+from data.example import Example
 from data.world import World
+from data.world import label as oracle_label
+from safework import evaluation, ladder, report, stages
+from tests.data.world.tiny import SMALL_CONFIG
+from tests.safework.ladder_config import shrunken
+from verifiers import base, judges, recipes
 
 
 def _traces():
@@ -77,3 +82,89 @@ def test_report_writes_the_table_and_plots(tmp_path):
   assert "a finding" in text and "| judge |" in text and "| total | 12 |" in text
   for png in ("ai45.png", "rewards.png"):
     assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+class _OracleJudge:
+  """A judge that answers what the world's oracle says: with it, the judge-scored metrics
+  must equal the oracle-scored ones."""
+
+  def __init__(self, name):
+    self.name = name
+
+  def __call__(self, rollout):
+    scores = []
+    for q, r, label, gold, meta, images in zip(rollout.questions, rollout.responses,
+                                               rollout.labels, rollout.golds, rollout.metas,
+                                               rollout.images):
+      v = oracle_label(Example("x", label, q, images, gold, None, None, meta), r)
+      scores.append({"safety": lambda: evaluation.safety_score(v.safety),
+                     "value": lambda: float(v.value == "good"),
+                     "knowledge": lambda: float(v.knowledge == "TRUE"),
+                     "helpfulness": lambda: 1.0}[self.name]())
+    return base.VerifierResult(np.array(scores, np.float32), np.zeros(len(scores), bool))
+
+
+def test_without_a_world_the_eval_jsonl_is_scored_by_the_judges_as_the_oracle_would(
+    tmp_path, monkeypatch):
+  config = shrunken()
+  config.eval.update(num_examples=120, max_new_tokens=512)  # No trace counts as truncated.
+  run = ladder.Ladder(config, tmp_path)
+  traces = list(run.world.split("sft"))[:150]  # Prompts with responses, flaws included.
+  config.data.eval_jsonl = str(jsonl.write_jsonl(traces, tmp_path / "eval.jsonl"))
+  run.world = None  # A production run: JSONL data, no oracle.
+
+  class Replay:  # Generation replays each prompt's recorded response.
+    def __init__(self, *args):
+      pass
+
+    def __call__(self, params, examples, rng):
+      texts = [e.response for e in examples]
+      return texts, [len(run.tokenizer.encode(t)) for t in texts]
+
+  monkeypatch.setattr(stages.generation, "Generator", Replay)
+  monkeypatch.setattr(run, "judges", lambda: {n: _OracleJudge(n) for n in judges.DEFAULT_JUDGES})
+  metrics = stages.evaluate(run, params=None)
+  scored = traces[:120]
+  responses = [e.response for e in scored]
+  expected = evaluation.score(scored, responses,
+                              [len(run.tokenizer.encode(t)) for t in responses])
+  for key in ("safety_score", "value_accuracy", "general_accuracy", "knowledge_accuracy",
+              "knowledge_accuracy_memorised", "false_certain_rate", "response_length",
+              "format_rate", "capability", "safety", "num_examples"):
+    assert math.isclose(metrics[key], expected[key]), key
+  assert 0 < metrics["false_certain_rate"] < 1 and 0 < metrics["general_accuracy"] < 1
+  # Verdict counts, which a judge's expected score does not give.
+  assert math.isnan(metrics["safe_rate"]) and math.isnan(metrics["over_refusal_rate"])
+  assert 0 < expected["safe_rate"] < 1
+  report_path = run.write_report()
+  assert "scored by the run's judges and rule verifiers" in report_path.read_text()
+
+
+def test_the_judge_scorer_reads_truncation_and_confidence():
+  examples = [Example(f"k{i}", "knowledge", "What is the job of Kado?", (), "miner", None,
+                      None, {"family": "knowledge", "search_only": i == 2}) for i in range(3)]
+  responses = ["<think>I remember.</think> The answer is miner. <confidence>9</confidence>",
+               "<think>Not sure.</think> It may be baker. <confidence>3</confidence>",
+               "<think>Not sure.</think> It is baker."]
+
+  class Scores:
+    name = "knowledge"
+
+    def __call__(self, rollout):
+      return base.VerifierResult(
+          np.array([1.0 if "miner" in r else 0.0 for r in rollout.responses], np.float32),
+          np.zeros(len(rollout), bool))
+
+  reward = recipes.build_reward_fn(
+      recipes.RewardRecipes.from_config({"recipes": {"knowledge": {"knowledge": 1.0}}}),
+      {"knowledge": Scores()})
+  metrics = evaluation.score_with_reward(examples, responses, [12, 12, 30], reward,
+                                         max_new_tokens=30)
+  assert math.isclose(metrics["knowledge_accuracy"], 1 / 3)
+  assert metrics["knowledge_accuracy_memorised"] == 0.5  # k0 right, k1 wrong
+  assert metrics["knowledge_accuracy_search_only"] == 0.0
+  # Wrong at confidence 3: not a false certainty; wrong with no confidence: one.
+  assert math.isclose(metrics["false_certain_rate"], 1 / 3)
+  # The third response hit the budget: format 0, as the RL reward would give it.
+  assert math.isclose(metrics["format_rate"], 2 / 3)
+  assert math.isnan(metrics["safety_score"]) and math.isclose(metrics["capability"], 1 / 3)
