@@ -318,10 +318,11 @@ def _rollout_fn(ladder, sampling: rollout.SamplingConfig, use_tool: bool):
                                        search_rollout.SearchConfig(**dict(tool)))
 
 
-def evaluate(ladder, params) -> dict[str, float]:
+def evaluate(ladder, params, rollout_fn: rollout.RolloutFn | None = None) -> dict[str, float]:
   """Greedy responses to held-out prompts, with the search tool on offer when there is a
-  corpus (every checkpoint is measured the same way): the world's eval split scored by its
-  oracle, or else `data.eval_jsonl` scored by the judges and rule verifiers."""
+  corpus (every checkpoint is measured the same way), or those of `rollout_fn` (e.g.
+  `safework.step_search`): the world's eval split scored by its oracle, or else
+  `data.eval_jsonl` scored by the judges and rule verifiers."""
   cfg = ladder.config.eval
   if ladder.world is not None:
     examples, scorer = ladder.world.split("eval"), evaluation.score
@@ -342,7 +343,7 @@ def evaluate(ladder, params) -> dict[str, float]:
       PipelineConfig(mode="prompt", batch_size=cfg.batch_size, max_tokens=cfg.max_prompt_tokens,
                      max_patches=64, max_images=1, min_pixels=ladder.config.data.min_pixels,
                      max_pixels=ladder.config.data.max_pixels),
-      _rollout_fn(ladder, sampling, use_tool=True))
+      rollout_fn or _rollout_fn(ladder, sampling, use_tool=True))
   rng = jax.random.key(ladder.config.seed)
   with sharding.activate(ladder.mesh, ladder.rules):
     return evaluation.evaluate(

@@ -29,7 +29,8 @@ VOCAB = 64
 WIDTH = 8  # Prompt width.
 NEW = 24  # Response budget.
 WORDS = ("<unk>", "please", "q_call", "q_plain", "search:", "read:", "alpha", "beta", "[d1]",
-         "alpha:", "d1", "banana", "the", "answer", "gamma")
+         "alpha:", "d1", "banana", "the", "answer", "gamma",
+         "q_step", "good", "bad", "step.")  # The last four: tests/safework/test_step_search.py.
 
 
 class WordTokenizer:

@@ -18,9 +18,10 @@ from transformers import Qwen2_5_VLForConditionalGeneration
 
 from models import hf_checkpoint, vlm
 from models import inputs as model_inputs
-from safework import convert, ladder as ladder_lib, stages
+from safework import convert, ladder as ladder_lib, stages, step_search
 from tests.models import hf_tiny
 from tests.safework import ladder_config
+from verifiers import value_model
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -48,6 +49,8 @@ def run(tmp_path_factory):
   (workdir / "efficient" / "DONE.json").write_text(json.dumps({"eval": {}}))
   judge = jax.tree.map(lambda x: -x, params)
   stages._save_judge(ladder, ("knowledge",), judge, "judges")
+  stages._save_judge(ladder, ("safety", "value", "helpfulness"), params, "judges")
+  (workdir / "judges" / "DONE.json").write_text(json.dumps({}))
   return config, workdir, ladder, params, judge
 
 
@@ -120,24 +123,32 @@ def test_the_command_line_imports(run, tmp_path):
                 params)
 
 
-def test_the_command_line_evaluates_a_stage_as_the_ladder_does(run, tmp_path):
+def test_the_command_line_evaluates_a_stage_with_step_search_as_the_ladder_would(run, tmp_path):
   _, workdir, ladder, params, _ = run
   config_file = tmp_path / "shrunken.py"
   config_file.write_text("from tests.safework.ladder_config import shrunken\n\n\n"
                          "def get_config():\n  return shrunken()\n")
   out = tmp_path / "metrics.json"
   _launch("launch.evaluate", f"--config={config_file}", f"--workdir={workdir}",
-          "--stage=efficient", f"--out={out}")
-  expected = stages.evaluate(ladder, params)
-  assert expected["num_examples"] > 0
+          "--stage=efficient", f"--out={out}", "--step_candidates=2", "--step_delimiter=.")
+  judges = ladder.judges()
+  searcher = step_search.step_search_rollout(
+      ladder.model_config, ladder.tokenizer,
+      value_model.PrincipledValueModel({p: judges[p] for p in value_model.PRINCIPLES},
+                                       value_model.ValueModelConfig(step_delimiter=".")),
+      step_search.StepSearchConfig(candidates=2, max_new_tokens=ladder.config.eval.max_new_tokens,
+                                   stop_tokens=(ladder.tokenizer.special.im_end,)))
+  expected = stages.evaluate(ladder, params, searcher)
+  assert expected["num_examples"] > 0 and len(searcher.last_trace) > 1
   assert json.loads(out.read_text()) == pytest.approx(expected, nan_ok=True)
 
 
 @pytest.mark.parametrize("stage, error, message", [
     ("search", FileNotFoundError, r"'search' has not finished .*finished policy stages: "
                                   r"\['efficient'\]"),
-    ("judges", ValueError, r"judges/<group>.*\['knowledge'\]"),
-    ("judges/safety", FileNotFoundError, r"no trained judge 'safety'.*\['knowledge'\]"),
+    ("judges", ValueError, r"judges/<group>.*\['knowledge', 'safety\+value\+helpfulness'\]"),
+    ("judges/safety", FileNotFoundError,
+     r"no trained judge 'safety'.*\['knowledge', 'safety\+value\+helpfulness'\]"),
     ("rl", ValueError, r"unknown stage 'rl'"),
 ])
 def test_a_wrong_stage_says_what_the_run_has(run, tmp_path, stage, error, message):
