@@ -60,12 +60,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   del argv
   ladder = convert.open_run(_CONFIG.value, _WORKDIR.value)
-  if _STAGE.value == "initial":
-    params = ladder.initial_params()
-  elif _STAGE.value.partition("/")[0] in convert.JUDGE_STAGES:
-    raise app.UsageError(f"{_STAGE.value} is a judge; evaluate a policy stage or 'initial'")
-  else:
-    params, _ = convert.load_stage(ladder, _STAGE.value)
+  params = convert.policy_params(ladder, _STAGE.value)
   metrics = stages.evaluate(ladder, params, _step_search(ladder))
   text = json.dumps(metrics, indent=2, sort_keys=True)
   if _OUT.value:

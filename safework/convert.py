@@ -132,6 +132,16 @@ def export_stage(ladder, stage: str, out: str | epath.PathLike, dtype: str = "bf
   return out
 
 
+def policy_params(ladder, stage: str) -> Any:
+  """A policy to run: a finished policy stage's parameters, or with 'initial' the run's
+  start (`config.model.checkpoint`, or the random initialisation)."""
+  if stage == "initial":
+    return ladder.initial_params()
+  if stage.partition("/")[0] in JUDGE_STAGES:
+    raise ValueError(f"{stage} is a judge; name a policy stage or 'initial'")
+  return load_stage(ladder, stage)[0]
+
+
 def load_stage(ladder, stage: str) -> tuple[Any, ModelConfig]:
   """The parameters `stage` saved (names as in `export_stage`) and their model config,
   restored in the run's shardings."""

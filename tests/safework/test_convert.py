@@ -18,7 +18,7 @@ from transformers import Qwen2_5_VLForConditionalGeneration
 
 from models import hf_checkpoint, vlm
 from models import inputs as model_inputs
-from safework import convert, ladder as ladder_lib, stages, step_search
+from safework import chat, convert, ladder as ladder_lib, stages, step_search
 from tests.models import hf_tiny
 from tests.safework import ladder_config
 from verifiers import value_model
@@ -109,9 +109,17 @@ def test_an_imported_checkpoint_starts_a_run_with_the_hf_weights(run, tmp_path):
     convert.load_imported(imported, unrolled, ladder.mesh, ladder.rules)
 
 
-def _launch(module, *flags):
-  subprocess.run([sys.executable, "-m", module, *flags], check=True, capture_output=True,
-                 cwd=REPO, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+def _launch(module, *flags, stdin=""):
+  return subprocess.run([sys.executable, "-m", module, *flags], check=True,
+                        capture_output=True, text=True, input=stdin, cwd=REPO,
+                        env=dict(os.environ, JAX_PLATFORMS="cpu")).stdout
+
+
+def _config_file(tmp_path):
+  path = tmp_path / "shrunken.py"
+  path.write_text("from tests.safework.ladder_config import shrunken\n\n\n"
+                  "def get_config():\n  return shrunken()\n")
+  return path
 
 
 def test_the_command_line_imports(run, tmp_path):
@@ -125,9 +133,7 @@ def test_the_command_line_imports(run, tmp_path):
 
 def test_the_command_line_evaluates_a_stage_with_step_search_as_the_ladder_would(run, tmp_path):
   _, workdir, ladder, params, _ = run
-  config_file = tmp_path / "shrunken.py"
-  config_file.write_text("from tests.safework.ladder_config import shrunken\n\n\n"
-                         "def get_config():\n  return shrunken()\n")
+  config_file = _config_file(tmp_path)
   out = tmp_path / "metrics.json"
   _launch("launch.evaluate", f"--config={config_file}", f"--workdir={workdir}",
           "--stage=efficient", f"--out={out}", "--step_candidates=2", "--step_delimiter=.")
@@ -166,3 +172,18 @@ def test_opening_a_missing_run_creates_nothing(run, tmp_path):
   with pytest.raises(FileNotFoundError, match="no tokenizer/tokenizer.model"):
     convert.open_run(config, tmp_path / "empty")
   assert not (tmp_path / "nowhere").exists() and not list((tmp_path / "empty").iterdir())
+
+
+def test_the_command_line_chats_with_a_stage_as_a_session_would(run, tmp_path):
+  _, workdir, ladder, params, _ = run
+  question = "What is the capital of Dosa?"
+  stdout = _launch("launch.chat", f"--config={_config_file(tmp_path)}", f"--workdir={workdir}",
+                   "--stage=efficient", "--step_delimiter=.", stdin=f"{question}\nr\n\n")
+  session = chat.ChatSession(params, ladder.model_config, ladder.tokenizer, chat.ChatConfig(
+      step_delimiter=".", max_new_tokens=ladder.config.eval.max_new_tokens,
+      max_prompt_tokens=ladder.config.eval.max_prompt_tokens))
+  session.start(question)
+  session.run()
+  assert session.response and f"--- {session.response}" in stdout
+  with pytest.raises(ValueError, match="is a judge"):
+    convert.policy_params(ladder, "judges/knowledge")
