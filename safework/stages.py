@@ -291,12 +291,16 @@ def run_judge_refresh(ladder, params):
                   "held_out_verdicts": judge_refresh.verdict_counts(held_out)}
 
 
-def _reward_fn(ladder, cfg):
+def _reward_fn(ladder, cfg, tool_turns: bool = False):
+  """The stage's label-routed reward; `tool_turns`: its responses may hold answered tool
+  calls (the search rollout), which the format reward then reads as well formed."""
   verifiers = dict(recipes.rule_verifiers(), **ladder.judges())
   recipe_config = cfg.get("reward") or recipes.authors_config()
-  reward = recipes.build_reward_fn(
-      recipes.RewardRecipes.from_config(recipe_config, known_verifiers=tuple(verifiers)),
-      verifiers)
+  parsed = recipes.RewardRecipes.from_config(recipe_config, known_verifiers=tuple(verifiers))
+  if tool_turns:
+    parsed = dataclasses.replace(parsed, format=dataclasses.replace(parsed.format,
+                                                                    tool_turns=True))
+  reward = recipes.build_reward_fn(parsed, verifiers)
   if cfg.get("false_certain"):
     fc = cfg.false_certain
     reward = false_certain.FalseCertainReward(
@@ -330,7 +334,8 @@ def evaluate(ladder, params, rollout_fn: rollout.RolloutFn | None = None) -> dic
     examples = _examples(ladder, "eval", "eval_jsonl")
     fc = ladder.config.search.get("false_certain", {}) if "search" in ladder.config else {}
     scorer = functools.partial(evaluation.score_with_reward,
-                               reward_fn=_reward_fn(ladder, {}),
+                               reward_fn=_reward_fn(ladder, {}, tool_turns=(
+                                   rollout_fn is None and _search_engine(ladder) is not None)),
                                max_new_tokens=cfg.max_new_tokens, zeta=fc.get("zeta", 5))
   else:
     logging.warning("no world and no config.data.eval_jsonl: the evaluation is skipped")
@@ -409,9 +414,10 @@ def rl_stage(name: str):
         step=train_step.StepConfig(micro_batches=cfg.micro_batches, temperature=cfg.temperature,
                                    logits_chunk=cfg.logits_chunk),
         checkpoint_every=cfg.checkpoint_every)
+    uses_tool = cfg.rollout == "search" and _search_engine(ladder) is not None
     run = trainer.RLTrainer(config, ladder.model_config, params, optimizer, data,
-                            _reward_fn(ladder, cfg), ladder.tokenizer.decode,
-                            _rollout_fn(ladder, sampling, cfg.rollout == "search"),
+                            _reward_fn(ladder, cfg, tool_turns=uses_tool),
+                            ladder.tokenizer.decode, _rollout_fn(ladder, sampling, uses_tool),
                             ladder.workdir / name,
                             mesh=ladder.mesh, rules=ladder.rules)
     with sharding.activate(ladder.mesh, ladder.rules):

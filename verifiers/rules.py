@@ -67,23 +67,46 @@ class FormatConfig:
       response carries only `</think>`.
     zero_if_truncated: a response that hit the token budget without a stop scores 0 even
       if well formed so far (ours: its answer may be cut mid-sentence).
+    tool_turns: the rollout answers tool calls (deliberative search, METHOD.md §4), so a
+      response may think again after each tool turn; without a tool, one think block.
   """
 
   open_tag_in_prompt: bool = False
   zero_if_truncated: bool = True
+  tool_turns: bool = False
 
 
-def format_score(text: str, open_tag_in_prompt: bool = False) -> float:
+def format_score(text: str, open_tag_in_prompt: bool = False, tool_turns: bool = False
+                 ) -> float:
   """r_format ∈ {0, 1} of one response.
 
-  1.0 exactly when, after `clean_response`, the text (whitespace between parts aside) is
-  `<think>…</think>`, then any number of tool turns, each one or more tool calls (each
-  with or without its `<tool_response>`) followed by another `<think>…</think>`, then the
-  answer: every think block non-empty, the answer non-empty and free of think and tool
-  tags. Without tool calls that is one think block and the answer; a deliberative-search
-  response (METHOD.md §4) thinks again after each tool turn. With `open_tag_in_prompt` the
-  first `<think>` is in the prompt: the text starts inside the first think block.
+  1.0 exactly when, after `clean_response`, the text (leading whitespace aside) starts with
+  `<think>`, holds exactly one `<think>` and exactly one `</think>`, and both the think part
+  and the answer after `</think>` are non-empty after stripping whitespace. With
+  `open_tag_in_prompt` the `<think>` is in the prompt: the text must hold no `<think>` and
+  exactly one `</think>`, with non-empty text on both sides.
+
+  With `tool_turns` (a rollout that answers tool calls) the text (whitespace between
+  parts aside) is `<think>…</think>`, then any number of tool turns, each one or more
+  tool calls (each with or without its `<tool_response>`) followed by another
+  `<think>…</think>`, then the answer: every think block non-empty, the answer non-empty
+  and free of think and tool tags (METHOD.md §4: think, search, read, think again).
   """
+  if tool_turns:
+    return _format_score_with_tools(text, open_tag_in_prompt)
+  text = clean_response(text).strip()
+  opens, closes = text.count(_OPEN), text.count(_CLOSE)
+  if open_tag_in_prompt:
+    well_formed = opens == 0 and closes == 1
+  else:
+    well_formed = opens == 1 and closes == 1 and text.startswith(_OPEN)
+  if not well_formed:
+    return 0.0
+  think, answer = split_response(text)
+  return float(bool(think) and bool(answer))
+
+
+def _format_score_with_tools(text: str, open_tag_in_prompt: bool) -> float:
   text = clean_response(text).strip()
   if open_tag_in_prompt:
     if text.startswith(_OPEN):
@@ -100,7 +123,7 @@ def format_score(text: str, open_tag_in_prompt: bool = False) -> float:
 
 def format_scores(rollout: rewards.Rollout, config: FormatConfig = FormatConfig()) -> np.ndarray:
   """r_format of every response of a rollout, float32 [N]."""
-  scores = np.array([format_score(text, config.open_tag_in_prompt)
+  scores = np.array([format_score(text, config.open_tag_in_prompt, config.tool_turns)
                      for text in rollout.responses], np.float32)
   if config.zero_if_truncated:
     scores[np.asarray(rollout.truncated, bool)] = 0.0

@@ -1,5 +1,6 @@
 """Evaluation metrics against the generator's own labels, and the report's files."""
 
+import json
 import math
 
 import numpy as np
@@ -111,6 +112,10 @@ def test_without_a_world_the_eval_jsonl_is_scored_by_the_judges_as_the_oracle_wo
   run = ladder.Ladder(config, tmp_path)
   traces = list(run.world.split("sft"))[:150]  # Prompts with responses, flaws included.
   config.data.eval_jsonl = str(jsonl.write_jsonl(traces, tmp_path / "eval.jsonl"))
+  corpus = tmp_path / "corpus.jsonl"  # The search tool is on offer, as with the world.
+  corpus.write_text("".join(json.dumps({"doc_id": d.doc_id, "title": d.title, "body": d.body})
+                            + "\n" for d in run.world.corpus))
+  config.data.search_corpus_jsonl = str(corpus)
   run.world = None  # A production run: JSONL data, no oracle.
 
   class Replay:  # Generation replays each prompt's recorded response.

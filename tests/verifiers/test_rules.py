@@ -42,6 +42,21 @@ def test_split_response(text, expected):
     ("<think>a</think>b</think>", 0.0),  # Extra close.
     ("</think>answer", 0.0),
     ("", 0.0),
+    # A plain rollout answers no tool call: tool turns are not part of its format.
+    (f"<think>a</think> {_CALL}{_RESULT} <think>b</think> answer", 0.0),
+])
+def test_format_score(text, expected):
+  assert rules.format_score(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("<think>reason</think>answer", 1.0),
+    ("\n <think> reason </think> answer <|im_end|>", 1.0),
+    ("<think></think>answer", 0.0),
+    ("<think>reason</think>", 0.0),
+    ("preamble <think>reason</think>answer", 0.0),
+    ("<think>a</think>b<think>c</think>d", 0.0),  # Two blocks with no tool turn between.
+    ("<think>a</think>b</think>", 0.0),
     # Deliberative search: think, tool turn(s), think again, answer.
     (f"<think>a</think> {_CALL}{_RESULT} <think>b</think> answer", 1.0),
     (f"<think>a</think>{_CALL}{_RESULT}{_CALL}{_RESULT}<think>b</think>{_CALL}"
@@ -55,8 +70,10 @@ def test_split_response(text, expected):
     (f"<think>a</think>{_RESULT}<think>b</think>answer", 0.0),  # A result with no call.
     (f"<think>a</think>{_CALL}{_RESULT}<think>b<think>c</think>answer", 0.0),  # Nested.
 ])
-def test_format_score(text, expected):
-  assert rules.format_score(text) == expected
+def test_format_score_with_tool_turns(text, expected):
+  assert rules.format_score(text, tool_turns=True) == expected
+  if _CALL not in text:  # Without a tool turn the two rules agree.
+    assert rules.format_score(text) == expected
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -64,10 +81,16 @@ def test_format_score(text, expected):
     ("<think>reason</think>answer", 0.0),
     ("</think>answer", 0.0),
     ("reason</think>", 0.0),
-    (f"reason</think>{_CALL}{_RESULT}<think>more</think>answer", 1.0),
 ])
 def test_format_score_with_open_tag_in_prompt(text, expected):
   assert rules.format_score(text, open_tag_in_prompt=True) == expected
+  assert rules.format_score(text, open_tag_in_prompt=True, tool_turns=True) == expected
+
+
+def test_tool_turns_with_the_open_tag_in_the_prompt():
+  text = f"reason</think>{_CALL}{_RESULT}<think>more</think>answer"
+  assert rules.format_score(text, open_tag_in_prompt=True, tool_turns=True) == 1.0
+  assert rules.format_score(text, open_tag_in_prompt=True) == 0.0
 
 
 def test_format_scores_zero_truncated_responses_unless_configured():
@@ -139,7 +162,7 @@ def test_instruction_verifier_raises_on_unknown_constraint_type():
     rules.instruction_verifier()(rollout)
 
 
-def test_every_cot_sft_trace_of_the_world_earns_the_format_reward():
+def test_every_cot_sft_trace_of_the_world_earns_the_format_reward_of_its_rollout():
   """The world's traces are the format the policy is taught, search turns included."""
   from data.world import World
   from tests.data.world.tiny import SMALL_CONFIG
@@ -147,4 +170,6 @@ def test_every_cot_sft_trace_of_the_world_earns_the_format_reward():
   traces = list(World(SMALL_CONFIG).split("sft"))
   searching = [e for e in traces if e.meta.get("uses_search")]
   assert len(searching) >= 5
-  assert [e.uid for e in traces if rules.format_score(e.response) != 1.0] == []
+  assert [e.uid for e in traces if rules.format_score(e.response, tool_turns=True) != 1.0] == []
+  assert {e.uid for e in traces if rules.format_score(e.response) != 1.0} == {
+      e.uid for e in searching}  # Offered no tool, a search trace is malformed.
