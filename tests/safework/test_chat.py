@@ -1,13 +1,18 @@
 """Chat with human CoT editing (safework/chat.py) on the real sampler: the tiny model with
 a planted bigram that greedily writes "good step." over and over."""
 
+import json
+import threading
+import urllib.error
+import urllib.request
+
 import jax
 import numpy as np
 import pytest
 
 from models import inputs as model_inputs
 from rl import rollout, sampler
-from safework import chat
+from safework import chat, chat_web
 from tests.rl.test_search_rollout import CONFIG, TOK, W, WIDTH, planted_params
 
 NEW = 12
@@ -78,3 +83,37 @@ def test_the_chat_loop_shows_steps_and_takes_an_edit(params):
   # After the edit the next step is shown, then "r" runs to the end of the turn.
   assert shown[3:5] == [" good step.", " good step." * 3]
   assert shown[-1].strip() == "--- " + EDIT + " good step." * 4
+
+
+def test_the_web_ui_drives_the_same_session(params):
+  server = chat_web.ChatServer(("127.0.0.1", 0), _session(params))
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  url = f"http://127.0.0.1:{server.server_address[1]}"
+
+  def post(name, body=None):
+    request = urllib.request.Request(f"{url}/{name}", data=json.dumps(body or {}).encode(),
+                                     method="POST")
+    try:
+      with urllib.request.urlopen(request) as reply:
+        return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as e:
+      return e.code, json.loads(e.read())
+
+  try:
+    with urllib.request.urlopen(url + "/") as page:
+      assert "resume from my text" in page.read().decode()
+    assert post("step")[0] == 400  # No turn yet: a clear error, not a crash.
+    assert post("start", {"question": "q_step"}) == (
+        200, {"response": "", "new": "", "finished": False})
+    assert post("step")[1]["new"] == "good step."
+    assert post("edit", {"text": EDIT})[1]["response"] == EDIT
+    code, reply = post("run")
+    assert code == 200 and reply["finished"]
+    assert reply["response"] == EDIT + " good step." * 4
+    code, reply = post("edit", {"text": "bad step. " * 6})
+    assert code == 400 and "budget" in reply["error"]
+    assert post("nothing")[0] == 404
+  finally:
+    server.shutdown()
+    server.server_close()
