@@ -13,14 +13,15 @@ clean answers agreed with the oracle on 25-66% of the policy's knowledge answers
 writes report.md, ai45.png (capability against safety, one point per checkpoint) and
 rewards.png (each stage's reward, and dashed the same reward with the oracle in the
 judges' place) to the workdir, with TensorBoard logs per stage. The target is 15 minutes
-on 2 cores: `make demo` measured 14 min 12 s from a fresh workdir, nothing else running
-(the same machine measured up to 18 min on other days); see the report's time table.
-Expected (that run): after M³-RL both axes above the CoT-SFT point (safety 0.18 -> 0.22,
-capability 0.25 -> 0.28, general accuracy 38 -> 50%); after CALE 16% shorter responses at
-about the same mean accuracy; after search RL a false-certain rate of 0% (from 66%). Not
-reached: the tiny model does not learn to copy names from its prompt or from a search
-result in this budget, so harmful prompts get no logical answer before CALE, and
-search-only facts stay unanswered.
+on 2 cores: `make demo` measured 13 min 52 s and 14 min 48 s on the same machine and
+code, from a fresh workdir, nothing else running (on other days up to 18 min); see the
+report's time table. Expected (those runs, the same numbers): after M³-RL both axes above
+the CoT-SFT point (safety 0.18 -> 0.22, capability 0.25 -> 0.28, general accuracy 38 ->
+50%); after CALE 24% shorter responses at about the same mean accuracy (25.0 -> 25.9%);
+after search RL a false-certain rate of 0% (from 81%). Not reached: the tiny model does
+not learn to copy names from its prompt or from a search result in this budget, so
+harmful prompts get no logical answer before CALE, and search-only facts stay
+unanswered.
 `model=7b|72b` are the production shapes; data and checkpoints come from the paths.
 """
 
