@@ -38,6 +38,7 @@ _BEAMS = flags.DEFINE_integer("step_beams", 1, "Step search: trajectories kept p
 _DELIMITER = flags.DEFINE_string("step_delimiter", "\n\n", "Step search: what ends a step.")
 _TEMPERATURE = flags.DEFINE_float("step_temperature", 1.0,
                                   "Step search: temperature of the candidates.")
+flags.mark_flags_as_required(["config", "workdir"])
 
 
 def _step_search(ladder):
@@ -54,7 +55,6 @@ def _step_search(ladder):
           max_new_tokens=ladder.config.eval.max_new_tokens,
           method=Temperature(_TEMPERATURE.value),
           stop_tokens=(ladder.tokenizer.special.im_end,)))
-flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
