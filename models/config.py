@@ -37,11 +37,12 @@ class VisionConfig:
   fullatt_block_indexes: tuple[int, ...] = (7, 15, 23, 31)
   rope_theta: float = 10000.0
   rms_norm_eps: float = 1e-6
+  initializer_range: float = 0.02  # Initial normal std of every kernel (random init only).
 
   def __post_init__(self):
     _check_positive(self, "depth", "hidden_size", "num_heads", "intermediate_size",
                     "out_hidden_size", "patch_size", "temporal_patch_size",
-                    "spatial_merge_size", "in_channels", "window_size")
+                    "spatial_merge_size", "in_channels", "window_size", "initializer_range")
     if self.hidden_size % self.num_heads or (self.hidden_size // self.num_heads) % 4:
       raise ValueError(f"vision hidden_size {self.hidden_size} must split into {self.num_heads} "
                        "heads of a width divisible by 4 (2D rotary over h and w)")
@@ -86,10 +87,12 @@ class TextConfig:
   mrope_section: tuple[int, int, int] = (16, 24, 24)  # Rotary pairs for t, h, w.
   rms_norm_eps: float = 1e-6
   tie_word_embeddings: bool = False
+  initializer_range: float = 0.02  # Initial normal std of every kernel and the embedding.
 
   def __post_init__(self):
     _check_positive(self, "vocab_size", "hidden_size", "num_hidden_layers",
-                    "num_attention_heads", "num_key_value_heads", "intermediate_size")
+                    "num_attention_heads", "num_key_value_heads", "intermediate_size",
+                    "initializer_range")
     if self.hidden_size % self.num_attention_heads:
       raise ValueError(f"text hidden_size {self.hidden_size} is not divisible by "
                        f"num_attention_heads {self.num_attention_heads}")

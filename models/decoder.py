@@ -59,7 +59,8 @@ class Attention(nn.Module):
   @nn.compact
   def __call__(self, x_btd, cos_bth, sin_bth, mask_bts, kv_cache, lengths_b):
     cfg = self.config
-    dense = functools.partial(layers.Linear, dtype=self.dtype, param_dtype=self.param_dtype)
+    dense = functools.partial(layers.Linear, dtype=self.dtype, param_dtype=self.param_dtype,
+                              init_std=cfg.initializer_range)
     q = dense((cfg.num_attention_heads, cfg.head_dim), ("embed", "heads", "head_dim"),
               name="q_proj")(x_btd)
     k = dense((cfg.num_key_value_heads, cfg.head_dim), ("embed", "kv_heads", "head_dim"),
@@ -95,7 +96,8 @@ class DecoderLayer(nn.Module):
         norm("input_layernorm")(x_btd), cos_bth, sin_bth, mask_bts, kv_cache, lengths_b)
     x_btd = x_btd + attn
     mlp = layers.SwiGLU(cfg.intermediate_size, use_bias=False, dtype=self.dtype,
-                        param_dtype=self.param_dtype, name="mlp")
+                        param_dtype=self.param_dtype, init_std=cfg.initializer_range,
+                        name="mlp")
     x_btd = x_btd + mlp(norm("post_attention_layernorm")(x_btd))
     # The residual stream between layers: batch-sharded, width whole.
     x_btd = nn.with_logical_constraint(x_btd, ("batch", "length", "embed"))

@@ -44,7 +44,9 @@ def config_from_hf(hf: Mapping[str, Any], **overrides) -> ModelConfig:
         num_key_value_heads=text.get("num_key_value_heads") or text["num_attention_heads"],
         intermediate_size=text["intermediate_size"], rope_theta=float(theta),
         mrope_section=tuple(rope.get("mrope_section", (16, 24, 24))),
-        rms_norm_eps=float(text.get("rms_norm_eps", 1e-6)), tie_word_embeddings=tie)
+        rms_norm_eps=float(text.get("rms_norm_eps", 1e-6)), tie_word_embeddings=tie,
+        initializer_range=float(text.get("initializer_range",
+                                         hf.get("initializer_range", 0.02))))
     vision_rope = _rope(vision)
     vision_config = VisionConfig(
         depth=vision["depth"], hidden_size=vision["hidden_size"], num_heads=vision["num_heads"],
@@ -56,7 +58,8 @@ def config_from_hf(hf: Mapping[str, Any], **overrides) -> ModelConfig:
         in_channels=vision.get("in_channels", vision.get("in_chans", 3)),
         window_size=vision.get("window_size", 112),
         fullatt_block_indexes=tuple(vision.get("fullatt_block_indexes", (7, 15, 23, 31))),
-        rope_theta=float(vision_rope.get("rope_theta", 10000.0)))
+        rope_theta=float(vision_rope.get("rope_theta", 10000.0)),
+        initializer_range=float(vision.get("initializer_range", 0.02)))
   except KeyError as e:
     raise ValueError(f"config.json lacks the field {e.args[0]!r}") from e
   return ModelConfig(
@@ -87,7 +90,7 @@ def config_to_hf(config: ModelConfig, torch_dtype: str = "bfloat16") -> dict[str
           "num_key_value_heads": t.num_key_value_heads,
           "intermediate_size": t.intermediate_size, "hidden_act": "silu",
           "rms_norm_eps": t.rms_norm_eps, "tie_word_embeddings": t.tie_word_embeddings,
-          "use_sliding_window": False,
+          "use_sliding_window": False, "initializer_range": t.initializer_range,
           "rope_parameters": {"rope_type": "default", "rope_theta": t.rope_theta,
                               "mrope_section": list(t.mrope_section)},
           # Qwen's ids where the vocabulary is Qwen's; none for our own small vocabularies.
@@ -102,7 +105,7 @@ def config_to_hf(config: ModelConfig, torch_dtype: str = "bfloat16") -> dict[str
           "patch_size": v.patch_size, "temporal_patch_size": v.temporal_patch_size,
           "spatial_merge_size": v.spatial_merge_size, "in_channels": v.in_channels,
           "window_size": v.window_size, "fullatt_block_indexes": list(v.fullatt_block_indexes),
-          "hidden_act": "silu",
+          "hidden_act": "silu", "initializer_range": v.initializer_range,
           "rope_parameters": {"rope_type": "axial", "rope_theta": v.rope_theta},
       },
   }

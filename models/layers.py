@@ -15,9 +15,11 @@ import jax.numpy as jnp
 _MASKED = -0.7 * float(jnp.finfo(jnp.float32).max)  # Finite: fully masked rows stay NaN-free.
 
 
-def dense_init(names: Sequence[str | None]) -> nn.initializers.Initializer:
-  """Normal(0.02) as HF's Qwen initialiser, annotated with logical axis names."""
-  return nn.with_logical_partitioning(nn.initializers.normal(stddev=0.02), tuple(names))
+def dense_init(names: Sequence[str | None], stddev: float = 0.02
+               ) -> nn.initializers.Initializer:
+  """Normal(stddev) as HF's Qwen initialiser (its `initializer_range`), annotated with
+  logical axis names."""
+  return nn.with_logical_partitioning(nn.initializers.normal(stddev=stddev), tuple(names))
 
 
 def zeros_init(names: Sequence[str | None]) -> nn.initializers.Initializer:
@@ -38,11 +40,12 @@ class Linear(nn.Module):
   use_bias: bool = True
   dtype: jnp.dtype = jnp.float32
   param_dtype: jnp.dtype = jnp.float32
+  init_std: float = 0.02  # The kernel's initial normal standard deviation.
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     in_shape = x.shape[-self.in_axes:]
-    kernel = self.param("kernel", dense_init(self.names), in_shape + tuple(self.features),
+    kernel = self.param("kernel", dense_init(self.names, self.init_std), in_shape + tuple(self.features),
                         self.param_dtype)
     contract = (tuple(range(x.ndim - self.in_axes, x.ndim)), tuple(range(self.in_axes)))
     y = jax.lax.dot_general(x.astype(self.dtype), kernel.astype(self.dtype), (contract, ((), ())))
@@ -77,12 +80,13 @@ class SwiGLU(nn.Module):
   use_bias: bool
   dtype: jnp.dtype
   param_dtype: jnp.dtype
+  init_std: float = 0.02  # The kernels' initial normal standard deviation.
 
   @nn.compact
   def __call__(self, x_bd: jax.Array) -> jax.Array:
     def proj(features, names, name):
       return nn.Dense(features, use_bias=self.use_bias, dtype=self.dtype,
-                      param_dtype=self.param_dtype, kernel_init=dense_init(names),
+                      param_dtype=self.param_dtype, kernel_init=dense_init(names, self.init_std),
                       bias_init=zeros_init(names[1:]), name=name)
 
     gate = proj(self.hidden, ("embed", "mlp"), "gate")(x_bd)

@@ -52,16 +52,19 @@ class VisionBlock(nn.Module):
     norm = lambda name: layers.RMSNorm(cfg.rms_norm_eps, self.dtype, self.param_dtype, name=name)
     h = norm("norm1")(x_bpe)
     qkv = layers.Linear((3, cfg.num_heads, cfg.head_dim), ("embed", None, "heads", "head_dim"),
-                        dtype=self.dtype, param_dtype=self.param_dtype, name="qkv")(h)
+                        dtype=self.dtype, param_dtype=self.param_dtype,
+                        init_std=cfg.initializer_range, name="qkv")(h)
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
     q = layers.apply_rotary(q, cos_bph, sin_bph)
     k = layers.apply_rotary(k, cos_bph, sin_bph)
     attn = layers.attention(q, k, v, mask_bpp, self.dtype)
     attn = layers.Linear((cfg.hidden_size,), ("heads", "head_dim", "embed"), in_axes=2,
-                         dtype=self.dtype, param_dtype=self.param_dtype, name="proj")(attn)
+                         dtype=self.dtype, param_dtype=self.param_dtype,
+                         init_std=cfg.initializer_range, name="proj")(attn)
     x_bpe = x_bpe + attn
     mlp = layers.SwiGLU(cfg.intermediate_size, use_bias=True, dtype=self.dtype,
-                        param_dtype=self.param_dtype, name="mlp")
+                        param_dtype=self.param_dtype, init_std=cfg.initializer_range,
+                        name="mlp")
     x_bpe = x_bpe + mlp(norm("norm2")(x_bpe))
     # Each block's output is a boundary where the batch dimension must stay sharded.
     return nn.with_logical_constraint(x_bpe, ("batch", "patches", "embed")), None
@@ -82,11 +85,11 @@ class PatchMerger(nn.Module):
     x = x.reshape(b, p // cfg.merge_unit, cfg.merge_unit * e)
     width = cfg.merge_unit * e
     x = nn.Dense(width, dtype=self.dtype, param_dtype=self.param_dtype,
-                 kernel_init=layers.dense_init(("embed", "mlp")),
+                 kernel_init=layers.dense_init(("embed", "mlp"), cfg.initializer_range),
                  bias_init=layers.zeros_init(("mlp",)), name="fc1")(x)
     x = nn.gelu(x, approximate=False)
     return nn.Dense(cfg.out_hidden_size, dtype=self.dtype, param_dtype=self.param_dtype,
-                    kernel_init=layers.dense_init(("mlp", "embed")),
+                    kernel_init=layers.dense_init(("mlp", "embed"), cfg.initializer_range),
                     bias_init=layers.zeros_init(("embed",)), name="fc2")(x)
 
 
@@ -105,7 +108,7 @@ class VisionTower(nn.Module):
     cfg = self.config
     # The reference's Conv3d has kernel = stride = patch: a matmul over flattened patches.
     x = nn.Dense(cfg.hidden_size, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
-                 kernel_init=layers.dense_init(("patch_in", "embed")),
+                 kernel_init=layers.dense_init(("patch_in", "embed"), cfg.initializer_range),
                  name="patch_embed")(patches_bpc.astype(self.dtype))
     x = nn.with_logical_constraint(x, ("batch", "patches", "embed"))
     cos, sin = vision_rotary(pos_bp2, cfg.head_dim, cfg.rope_theta)

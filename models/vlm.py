@@ -45,13 +45,14 @@ class Qwen25VL(nn.Module):
                                layers.REMAT_POLICIES[cfg.remat])
     self.embed_tokens = nn.Embed(
         cfg.text.vocab_size, cfg.text.hidden_size, dtype=dtype, param_dtype=param_dtype,
-        embedding_init=nn.with_logical_partitioning(nn.initializers.normal(0.02),
-                                                    ("vocab", "embed")))
+        embedding_init=nn.with_logical_partitioning(
+            nn.initializers.normal(cfg.text.initializer_range), ("vocab", "embed")))
     self.decoder = Decoder(cfg)
     if not cfg.text.tie_word_embeddings:
       self.lm_head = nn.Dense(cfg.text.vocab_size, use_bias=False, dtype=dtype,
                               param_dtype=param_dtype,
-                              kernel_init=layers.dense_init(("embed", "vocab")))
+                              kernel_init=layers.dense_init(("embed", "vocab"),
+                                                            cfg.text.initializer_range))
 
   def encode_images(self, vision: VisionInputs) -> jax.Array:
     """Merged image tokens [B, M, D] in natural order."""

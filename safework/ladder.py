@@ -86,10 +86,12 @@ class Ladder:
       return config.replace(image_token_id=special.image_pad, video_token_id=special.video_pad,
                             vision_start_token_id=special.vision_start,
                             vision_end_token_id=special.vision_end)
+    std = cfg.get("initializer_range", 0.02)
     return presets.get_preset(
         cfg.preset, vocab_size=self.tokenizer.vocab_size, image_token_id=special.image_pad,
         video_token_id=special.video_pad, vision_start_token_id=special.vision_start,
-        vision_end_token_id=special.vision_end, **compute)
+        vision_end_token_id=special.vision_end, initializer_range=std,
+        vision_initializer_range=std, **compute)
 
   def param_shardings(self, model_config: ModelConfig | None = None):
     abstract = hf_checkpoint.abstract_params(model_config or self.model_config)

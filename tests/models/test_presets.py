@@ -9,6 +9,7 @@ import torch
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
 from models import hf_checkpoint, hf_config, presets
+from models.vlm import init_params
 from safework.infra import sharding
 
 REAL = ["qwen2_5_vl_3b", "qwen2_5_vl_7b", "qwen2_5_vl_32b", "qwen2_5_vl_72b"]
@@ -62,3 +63,32 @@ def test_unknown_preset_and_field_fail_by_name():
     presets.get_preset("qwen9")
   with pytest.raises(ValueError, match="unknown model field 'widht'"):
     presets.get_preset("tiny", widht=3)
+
+
+@pytest.mark.parametrize("text_std, vision_std", [(0.02, 0.02), (0.07, 0.05)])
+def test_initializer_range_sets_every_random_kernel(text_std, vision_std):
+  config = presets.get_preset("tiny", initializer_range=text_std,
+                              vision_initializer_range=vision_std)
+  params = init_params(config, jax.random.key(0))["params"]
+  flat = jax.tree_util.tree_flatten_with_path(params)[0]
+  kernels = [(jax.tree_util.keystr(p), np.asarray(x)) for p, x in flat
+             if jax.tree_util.keystr(p).endswith(("kernel']", "embedding']"))]
+  assert len(kernels) > 10
+  for path, x in kernels:
+    want = vision_std if "visual" in path else text_std
+    assert abs(x.mean()) < 0.1 * want, path
+    assert x.std() == pytest.approx(want, rel=0.1), path
+
+
+def test_initializer_range_round_trips_through_config_json():
+  config = presets.get_preset("tiny", initializer_range=0.07, vision_initializer_range=0.05)
+  hf = hf_config.config_to_hf(config)
+  read = hf_config.config_from_hf(hf)
+  assert (read.text, read.vision) == (config.text, config.vision)
+  reference = Qwen2_5_VLConfig(**hf)
+  assert reference.text_config.initializer_range == 0.07
+  assert reference.vision_config.initializer_range == 0.05
+  # A config.json without the field reads as Qwen's 0.02.
+  del hf["text_config"]["initializer_range"], hf["vision_config"]["initializer_range"]
+  read = hf_config.config_from_hf(hf)
+  assert (read.text.initializer_range, read.vision.initializer_range) == (0.02, 0.02)

@@ -81,3 +81,13 @@ def test_the_world_tokenizer_keeps_names_whole_when_asked(tmp_path, whole):
     assert run.model_config.text.vocab_size == run.tokenizer.vocab_size
   else:  # A vocabulary of 400 learns few of the world's rare names.
     assert whole_count < len(words) / 2
+
+
+def test_the_config_initializer_range_reaches_the_random_init(tmp_path):
+  config = shrunken()
+  config.model.initializer_range = 0.07
+  run = ladder.Ladder(config, tmp_path)
+  assert run.model_config.text.initializer_range == 0.07
+  assert run.model_config.vision.initializer_range == 0.07
+  embedding = np.asarray(run.initial_params()["params"]["embed_tokens"]["embedding"])
+  assert embedding.std() == pytest.approx(0.07, rel=0.05)
