@@ -105,6 +105,9 @@ def rl_stage(args, **overrides):
       "loss": "cpgd",  # rl/losses.py registry name.
       "loss_config": {"clip_eps": 0.2, "drift_coef": 0.01, "drift_clip": 2.0,
                       "kl_coef": 0.0 if local else 1e-3, "kl_estimator": "k3"},
+      # Storage dtype of the frozen KL reference (used when kl_coef > 0). Under bf16
+      # compute a bf16 reference gives the fp32 one's log-probs exactly, in half the memory.
+      "reference_dtype": "float32" if local else "bfloat16",
       "advantage": {"estimator": "grpo", "dynamic_sampling": True},  # rl/advantages.py.
       "normalise_per_objective": False,  # Normalise each verifier in its group first.
       "micro_batches": 1 if local else 16,  # Gradient accumulation per update.

@@ -48,6 +48,9 @@ class TrainerConfig:
   checkpoint_every: int = 10  # Iterations between checkpoints (and always at the end).
   keep_checkpoints: int = 2  # Finished checkpoints kept on disk.
   console_keys: tuple[str, ...] = ("reward/total", "response_length", "loss")
+  # Storage dtype of the frozen reference's floating parameters (None: the policy's own);
+  # see `reference_copy`.
+  reference_dtype: str | None = None
 
   def __post_init__(self):
     if self.iterations < 0 or self.updates_per_rollout < 1 or self.checkpoint_every < 1:
@@ -58,6 +61,34 @@ class TrainerConfig:
     if not isinstance(self.loss_config, losses.LOSSES[self.loss].config_cls):
       raise ValueError(f"TrainerConfig.loss_config must be a "
                        f"{losses.LOSSES[self.loss].config_cls.__name__} for loss {self.loss!r}")
+    if self.reference_dtype is not None and not _is_float_dtype(self.reference_dtype):
+      raise ValueError(f"TrainerConfig.reference_dtype must be a floating dtype name such as "
+                       f"'bfloat16' or 'float32', got {self.reference_dtype!r}")
+
+
+def _is_float_dtype(name: str) -> bool:
+  try:
+    return jnp.issubdtype(jnp.dtype(name), jnp.floating)
+  except TypeError:
+    return False
+
+
+def reference_copy(params, dtype: str | None = None):
+  """The frozen reference: a copy of `params`, its floating leaves stored as `dtype` (None:
+  as they are).
+
+  The reference only runs forward, and the model casts every weight to its compute dtype
+  where it uses it (matmul kernels, embeddings, norm scales, biases). Under bfloat16
+  compute a bfloat16 reference therefore gives the fp32 reference's log-probs bit for bit,
+  in half the memory (what lets the 72B train step fit a v5p-64, docs/scale_plan.md).
+  Under float32 compute it rounds the reference's weights.
+  """
+  if dtype is None:
+    return jax.tree.map(jnp.copy, params)
+  target = jnp.dtype(dtype)
+  return jax.tree.map(
+      lambda x: (x.astype(target) if jnp.issubdtype(x.dtype, jnp.floating) and x.dtype != target
+                 else jnp.copy(x)), params)
 
 
 def _split_rows(batch: train_step.RLBatch, parts: int) -> list[train_step.RLBatch]:
@@ -83,8 +114,8 @@ class RLTrainer:
     self.workdir = pathlib.Path(workdir)
     self.root_key = rng_lib.root_key(config.seed)
     self.uses_reference = getattr(config.loss_config, "kl_coef", 0.0) > 0
-    if self.uses_reference and ref_params is None:
-      ref_params = jax.tree.map(jnp.copy, params)  # The frozen reference: the start point.
+    if self.uses_reference and ref_params is None:  # The frozen reference: the start point.
+      ref_params = reference_copy(params, config.reference_dtype)
     self.ref_params = ref_params if self.uses_reference else None
     self.state = train_step.TrainState.create(jax.tree.map(jnp.copy, params), optimizer)
     self.step_fn = self._make_step(optimizer, params)

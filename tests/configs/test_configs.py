@@ -22,6 +22,10 @@ def test_production_and_local_differ_where_they_must():
   assert local.model.preset == "tiny" and big.model.preset == "qwen2_5_vl_72b"
   assert local.world is not None and big.world is None
   assert big.m3rl_b.learning_rate == 1e-6 and big.m3rl_b.num_samples == 8
+  # The 72B plan fits a v5p-64 only with the KL reference stored in bf16.
+  for stage in ("m3rl_a", "m3rl_b", "efficient", "search"):
+    assert big[stage].reference_dtype == "bfloat16"
+  assert big.m3rl_b.loss_config.kl_coef > 0
 
 
 @pytest.mark.parametrize("arg, message", [("model=13b", "unknown model"),

@@ -5,11 +5,13 @@ import dataclasses
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from models import presets, vlm
-from rl import advantages, losses, optim, rollout, trainer
+from models.inputs import make_inputs
+from rl import advantages, losses, optim, rollout, train_step, trainer
 from rl.sampling_methods import Temperature
 from tests.rl import toy
 
@@ -19,16 +21,17 @@ SAMPLING = rollout.SamplingConfig(num_samples=8, max_new_tokens=4, method=Temper
 
 
 def _trainer(workdir, iterations, loss="cpgd", loss_config=None, estimator="grpo",
-             reward=toy.reward, lr=3e-3):
-  params = vlm.init_params(CONFIG, jax.random.key(0))
+             reward=toy.reward, lr=3e-3, model_config=CONFIG, **config_kw):
+  params = vlm.init_params(model_config, jax.random.key(0))
   optimizer = optim.make_optimizer(optim.OptimizerConfig(
       learning_rate=lr, total_steps=100, warmup_ratio=0.0, weight_decay=0.0), params)
   config = trainer.TrainerConfig(
       iterations=iterations, seed=1, loss=loss,
       loss_config=loss_config or losses.LOSSES[loss].config_cls(),
-      advantage=advantages.AdvantageConfig(estimator=estimator), checkpoint_every=2)
-  return trainer.RLTrainer(config, CONFIG, params, optimizer, toy.ToyPrompts(4), reward,
-                           toy.decode, rollout.sampler_rollout(CONFIG, SAMPLING), workdir)
+      advantage=advantages.AdvantageConfig(estimator=estimator), checkpoint_every=2,
+      **config_kw)
+  return trainer.RLTrainer(config, model_config, params, optimizer, toy.ToyPrompts(4), reward,
+                           toy.decode, rollout.sampler_rollout(model_config, SAMPLING), workdir)
 
 
 def _rewards(workdir):
@@ -76,3 +79,44 @@ def test_nonfinite_rewards_skip_the_update_and_the_run_goes_on(tmp_path):
   state = run.run()
   assert int(state.skipped) == 1 and int(state.step) == 3
   assert [m["skipped_total"] for m in _rewards(tmp_path)] == [0.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("compute, exact", [("bfloat16", True), ("float32", False)])
+def test_a_bf16_reference_is_exact_under_bf16_compute(compute, exact):
+  config = dataclasses.replace(CONFIG, dtype=compute)
+  params = vlm.init_params(config, jax.random.key(3))
+  tokens = np.random.default_rng(0).integers(0, 60, (2, 16))
+  inputs, _ = make_inputs(tokens, np.ones_like(tokens), config)
+  logprobs = jax.jit(lambda p: train_step.token_logprobs(config, p, inputs)[0])
+  reference = trainer.reference_copy(params, "bfloat16")
+  assert {x.dtype for x in jax.tree.leaves(reference)} == {jnp.dtype("bfloat16")}
+  assert (sum(x.nbytes for x in jax.tree.leaves(reference))
+          == sum(x.nbytes for x in jax.tree.leaves(params)) // 2)
+  full, half = np.asarray(logprobs(params)), np.asarray(logprobs(reference))
+  if exact:  # Every weight is cast to bf16 where it is used.
+    np.testing.assert_array_equal(half, full)
+  else:  # Under fp32 compute the stored rounding shows.
+    assert not np.array_equal(half, full)
+    np.testing.assert_allclose(half, full, atol=0.05)
+
+
+def test_the_trainer_keeps_its_reference_in_the_configured_dtype(tmp_path):
+  bf16 = dataclasses.replace(CONFIG, dtype="bfloat16")
+  kl = losses.CPGDConfig(kl_coef=0.1)
+  runs = {dtype: _trainer(tmp_path / str(dtype), iterations=2, loss_config=kl,
+                          model_config=bf16, reference_dtype=dtype)
+          for dtype in (None, "bfloat16")}
+  assert {x.dtype for x in jax.tree.leaves(runs[None].ref_params)} == {jnp.dtype("float32")}
+  assert {x.dtype for x in jax.tree.leaves(runs["bfloat16"].ref_params)} == {
+      jnp.dtype("bfloat16")}
+  states = {dtype: run.run() for dtype, run in runs.items()}
+  kls = [[m["kl_ref"] for m in _rewards(tmp_path / str(dtype))] for dtype in runs]
+  assert kls[0] == kls[1] and kls[0][-1] > 0  # The same KL to the same reference, exactly.
+  for a, b in zip(jax.tree.leaves(states[None].params), jax.tree.leaves(states["bfloat16"].params)):
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float31"])
+def test_a_reference_dtype_that_is_not_a_float_fails_by_name(dtype):
+  with pytest.raises(ValueError, match="reference_dtype must be a floating dtype"):
+    trainer.TrainerConfig(reference_dtype=dtype)
