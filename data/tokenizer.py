@@ -113,6 +113,10 @@ def _check_ids(ids: Sequence[int], vocab_size: int) -> list[int]:
   return ids
 
 
+_CACHED_CHARS = 200  # SentencePieceTokenizer.encode remembers strings up to this long ...
+_CACHED_STRINGS = 1 << 16  # ... this many at a time.
+
+
 class SentencePieceTokenizer:
   """A SentencePiece model with every special token as one user-defined piece."""
 
@@ -125,6 +129,9 @@ class SentencePieceTokenizer:
     self.path = path
     self.special = SpecialIds.lookup(self._lookup, str(path or "<memory>"))
     self._special_ids = self.special.all()
+    # Short strings recur (chat roles, system prompts, template fragments): rendering the
+    # 48,000 judge prompts of the world made 670,000 calls, most of them repeats.
+    self._short: dict[str, tuple[int, ...]] = {}
 
   @classmethod
   def from_file(cls, path: str | os.PathLike[str]) -> SentencePieceTokenizer:
@@ -144,7 +151,14 @@ class SentencePieceTokenizer:
     return self._sp.get_piece_size()
 
   def encode(self, text: str) -> list[int]:
-    return self._sp.encode(text, out_type=int)
+    if len(text) > _CACHED_CHARS:
+      return self._sp.encode(text, out_type=int)
+    ids = self._short.get(text)
+    if ids is None:
+      if len(self._short) >= _CACHED_STRINGS:
+        self._short.clear()
+      ids = self._short[text] = tuple(self._sp.encode(text, out_type=int))
+    return list(ids)
 
   def decode(self, ids: Sequence[int], skip_special: bool = False) -> str:
     ids = _check_ids(ids, self.vocab_size)

@@ -10,6 +10,8 @@ Axis letters: B batch, T length, V vocab, D width, M merged image tokens per row
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -114,4 +116,11 @@ def init_fn(config: ModelConfig):
 
 def init_params(config: ModelConfig, rng: jax.Array):
   """Plain (unboxed) params on the default device; compiled, so fast for any size."""
-  return jax.jit(lambda r: nn.unbox(init_fn(config)(r)))(rng)
+  return _jitted_init(config)(rng)
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_init(config: ModelConfig):
+  # One compiled init per config (the tiny model's takes 6 s to compile on a CPU; the
+  # ladder initialises each judge group and the policy from the same config).
+  return jax.jit(lambda r: nn.unbox(init_fn(config)(r)))

@@ -47,7 +47,7 @@ def _search_segments(example: Example, rng: np.random.Generator, ctx: Context,
                      read: bool) -> str:
   """Thinking, a search call, its real result, and optionally a read of the top hit."""
   meta = example.meta
-  entity = next(e for e in ctx.kb.entities if e.name == meta["entity"])
+  entity = ctx.kb.entity(meta["entity"])
   relation = knowledge_base.RELATIONS[meta["relation"]]
   search = ToolCall("search", relation.query.format(e=entity.name))
   hits = ctx.engine.search(search.argument, ctx.config.search_top_k)
@@ -71,7 +71,7 @@ def respond(example: Example, kind: str, rng: np.random.Generator, ctx: Context,
   if kind not in KINDS:
     raise ValueError(f"knowledge: unknown response kind {kind!r}; kinds: {KINDS}")
   meta = example.meta
-  entity = next(e for e in ctx.kb.entities if e.name == meta["entity"])
+  entity = ctx.kb.entity(meta["entity"])
   gold = example.gold
   wrong = knowledge_base.wrong_value(rng, ctx.kb, meta["relation"], gold)
   said = wrong if kind in ("wrong", "unsure_wrong") else gold

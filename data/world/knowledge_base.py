@@ -8,6 +8,7 @@ corpus; distractors are in the corpus and never asked about.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -78,7 +79,7 @@ class KnowledgeBase:
   def pool(self, name: str) -> tuple[Entity, ...]:
     if name not in POOLS:
       raise ValueError(f"unknown knowledge pool {name!r}; pools: {POOLS}")
-    return tuple(e for e in self.entities if e.pool == name)
+    return self._by_pool[name]
 
   def facts(self, pool: str) -> list[tuple[Entity, str]]:
     """Every (entity, relation) of a pool, in a fixed order."""
@@ -86,7 +87,30 @@ class KnowledgeBase:
 
   def doc_id(self, entity: Entity) -> str:
     """The id of the document about `entity` (titles are entity names, all unique)."""
-    return next(d.doc_id for d in self.documents if d.title == entity.name)
+    return self._doc_ids[entity.name]
+
+  def entity(self, name: str) -> Entity:
+    """The entity called `name` (names are unique)."""
+    return self._by_name[name]
+
+  # Indexes, built on first use: every example of the world looks entities up by name.
+  @functools.cached_property
+  def _by_pool(self) -> dict[str, tuple[Entity, ...]]:
+    return {p: tuple(e for e in self.entities if e.pool == p) for p in POOLS}
+
+  @functools.cached_property
+  def _by_name(self) -> dict[str, Entity]:
+    return {e.name: e for e in self.entities}
+
+  @functools.cached_property
+  def _doc_ids(self) -> dict[str, str]:
+    return {d.title: d.doc_id for d in self.documents}
+
+  @functools.cached_property
+  def _values(self) -> dict[str, tuple[str, ...]]:
+    relations = {r for e in self.entities for r, _ in e.facts}
+    return {r: tuple(sorted({e.value(r) for e in self.entities if r in dict(e.facts)}))
+            for r in relations}
 
   def words(self) -> list[str]:
     """Every entity name and every fact value that is a word (not a year), sorted: the
@@ -96,7 +120,7 @@ class KnowledgeBase:
 
   def values(self, relation: str) -> list[str]:
     """Every value of `relation` in the world, sorted (wrong-answer candidates)."""
-    return sorted({e.value(relation) for e in self.entities if relation in dict(e.facts)})
+    return list(self._values.get(relation, ()))
 
 
 def _names(rng: np.random.Generator, count: int, taken: set[str]) -> list[str]:

@@ -189,3 +189,14 @@ def test_clear_errors(sp_tok, tmp_path):
     sp_tok.token_to_id("nonexistent-piece")
   with pytest.raises(IndexError, match=str(sp_tok.vocab_size)):
     sp_tok.decode([0, sp_tok.vocab_size])
+
+
+def test_remembered_short_strings_encode_as_sentencepiece_does(sp_tok, monkeypatch):
+  monkeypatch.setattr(tok_lib, "_CACHED_STRINGS", 3)
+  texts = ["system", "user", "Is 3 + 4 = 7?", "<think>", "system", "x" * 500, "user"] * 3
+  for text in texts:
+    first = sp_tok.encode(text)
+    first.append(-1)  # A caller's edit of the list it got must not reach the next caller.
+    assert sp_tok.encode(text) == sp_tok._sp.encode(text, out_type=int)
+    assert len(sp_tok._short) <= 3
+  assert "x" * 500 not in sp_tok._short
