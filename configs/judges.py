@@ -17,6 +17,9 @@ def section(args):
   return ml_collections.ConfigDict({
       "preset": "tiny" if local else "qwen2_5_vl_7b",  # The judge model's shape.
       "hf_checkpoint": "",  # Released judge weights (HF dir) to use instead of training.
+      # Initial normal std of every kernel of a judge trained from random init (HF's
+      # initializer_range; config.model.initializer_range is the policy's).
+      "initializer_range": 0.02,
       # (ours) The judges each trained model learns, one model per group. The authors train
       # one verifier per principle. The tiny knowledge judge is trained alone: sharing the
       # 4-layer model with the other three it stayed at 83-86% held-out. Unused with

@@ -72,11 +72,12 @@ def _search_engine(ladder):
 
 def _judge_model_config(ladder):
   s = ladder.tokenizer.special
+  std = ladder.config.judges.get("initializer_range", 0.02)
   return presets.get_preset(
       ladder.config.judges.preset, vocab_size=ladder.tokenizer.vocab_size,
       image_token_id=s.image_pad, video_token_id=s.video_pad,
       vision_start_token_id=s.vision_start, vision_end_token_id=s.vision_end,
-      dtype=ladder.config.model.dtype)
+      dtype=ladder.config.model.dtype, initializer_range=std, vision_initializer_range=std)
 
 
 def _judge_inputs(ladder) -> judges_inputs.InputConfig:

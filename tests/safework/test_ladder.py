@@ -91,3 +91,14 @@ def test_the_config_initializer_range_reaches_the_random_init(tmp_path):
   assert run.model_config.vision.initializer_range == 0.07
   embedding = np.asarray(run.initial_params()["params"]["embed_tokens"]["embedding"])
   assert embedding.std() == pytest.approx(0.07, rel=0.05)
+
+
+def test_the_judges_initializer_range_reaches_the_judge_model_only(tmp_path):
+  config = shrunken()
+  config.judges.initializer_range = 0.05
+  run = ladder.Ladder(config, tmp_path)
+  judge = stages._judge_model_config(run)
+  assert (judge.text.initializer_range, judge.vision.initializer_range) == (0.05, 0.05)
+  assert run.model_config.text.initializer_range == config.model.initializer_range
+  del config.judges["initializer_range"]  # A config from before the field: Qwen's 0.02.
+  assert stages._judge_model_config(run).text.initializer_range == 0.02
