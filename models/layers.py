@@ -155,7 +155,9 @@ def stack_layers(layer_cls, count: int, scan: bool, remat_policy, name: str, lay
     policy = None if remat_policy == "full" else remat_policy
     cls = nn.remat(layer_cls, policy=policy, prevent_cse=not scan)
   if scan:
-    stacked = nn.scan(cls, variable_axes={"params": 0}, split_rngs={"params": True},
+    # "intermediates" is stacked too, so `capture_intermediates` sees every layer.
+    stacked = nn.scan(cls, variable_axes={"params": 0, "intermediates": 0},
+                      split_rngs={"params": True},
                       in_axes=(0,) + (nn.broadcast,) * len(broadcast), length=count,
                       metadata_params={nn.PARTITION_NAME: "layers"})
     return stacked(*layer_args, name=name)(carry, xs, *broadcast)
