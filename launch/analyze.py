@@ -65,9 +65,10 @@ def main(argv):
              "peaks_per_response": sum(len(r.peaks) for r in records) / max(len(records), 1)}
   print(json.dumps(summary, indent=2))
   if _OUT.value:
+    response_of = {e.uid: r for e, r in zip(examples, responses)}
     summary["trajectories"] = [
-        {"uid": r.uid, "pieces": list(r.pieces), "mi": [float(v) for v in r.mi],
-         "peaks": [int(i) for i in r.peaks]} for r in records]
+        {"uid": r.uid, "response": response_of[r.uid], "pieces": list(r.pieces),
+         "mi": [float(v) for v in r.mi], "peaks": [int(i) for i in r.peaks]} for r in records]
     epath.Path(_OUT.value).write_text(json.dumps(summary) + "\n")
 
 

@@ -18,7 +18,7 @@ from transformers import Qwen2_5_VLForConditionalGeneration
 
 from models import hf_checkpoint, vlm
 from models import inputs as model_inputs
-from safework import chat, convert, ladder as ladder_lib, stages, step_search
+from safework import analysis, chat, convert, ladder as ladder_lib, stages, step_search
 from tests.models import hf_tiny
 from tests.safework import ladder_config
 from verifiers import value_model
@@ -147,6 +147,26 @@ def test_the_command_line_evaluates_a_stage_with_step_search_as_the_ladder_would
   expected = stages.evaluate(ladder, params, searcher)
   assert expected["num_examples"] > 0 and len(searcher.last_trace) > 1
   assert json.loads(out.read_text()) == pytest.approx(expected, nan_ok=True)
+
+
+def test_the_command_line_analyses_a_stage_as_the_library_does(run, tmp_path):
+  _, workdir, ladder, params, _ = run
+  out = tmp_path / "aha.json"
+  _launch("launch.analyze", f"--config={_config_file(tmp_path)}", f"--workdir={workdir}",
+          "--stage=efficient", "--num_examples=3", "--layer=1", "--peak_z=1.0", f"--out={out}")
+  result = json.loads(out.read_text())
+  examples, references = analysis.world_harmful_prompts(ladder.world, "eval", 3)
+  trajectories = result["trajectories"]
+  assert [t["uid"] for t in trajectories] == [e.uid for e in examples]
+  assert result["layer"] == 1 and result["examples"] == 3
+  records = analysis.analyse(ladder.model_config, params, ladder.tokenizer, examples,
+                             [t["response"] for t in trajectories], references,
+                             analysis.AnalysisConfig(layer=1, peak_z=1.0))
+  for t, record in zip(trajectories, records):
+    assert t["pieces"] == list(record.pieces)
+    np.testing.assert_allclose(t["mi"], record.mi, rtol=1e-5, atol=1e-6)
+    assert t["peaks"] == record.peaks.tolist()
+  assert result["peak_tokens"] == analysis.peak_token_counts(records)
 
 
 @pytest.mark.parametrize("stage, error, message", [
