@@ -15,7 +15,7 @@ from models import hf_checkpoint, presets, vlm
 from models import inputs as model_inputs
 from rl import sft
 from safework import analysis
-from tests.data.world.tiny import tiny_tokenizer, tiny_world
+from tests.data.world.tiny import tiny_model_config, tiny_tokenizer, tiny_world
 from tests.models import hf_tiny
 
 
@@ -106,11 +106,7 @@ def test_peaks_are_the_values_far_above_the_mean():
 
 def test_analyse_scores_every_response_token_against_the_reference():
   tokenizer = tiny_tokenizer()
-  s = tokenizer.special
-  config = presets.get_preset("tiny", vocab_size=tokenizer.vocab_size,
-                              image_token_id=s.image_pad, video_token_id=s.video_pad,
-                              vision_start_token_id=s.vision_start,
-                              vision_end_token_id=s.vision_end)
+  config = tiny_model_config(tokenizer)
   params = vlm.init_params(config, jax.random.key(0))
   examples, references = analysis.world_harmful_prompts(tiny_world(), "eval", 3)
   assert len(examples) == 3 and all(e.meta["harmful"] for e in examples)
@@ -125,7 +121,7 @@ def test_analyse_scores_every_response_token_against_the_reference():
     # The response's pieces, then the end of turn that the template closes it with.
     pieces = [tokenizer.id_to_token(i) for i in tokenizer.encode(response)]
     assert list(record.pieces[:len(pieces)]) == pieces
-    assert record.pieces[len(pieces)] == tokenizer.id_to_token(s.im_end)
+    assert record.pieces[len(pieces)] == tokenizer.id_to_token(tokenizer.special.im_end)
     ref_ids = np.asarray([tokenizer.encode(reference)], np.int32)
     ref_inputs, _ = model_inputs.make_inputs(ref_ids, np.ones_like(ref_ids), config)
     ref_state = np.asarray(states(params, ref_inputs))[0, -1]

@@ -3,11 +3,11 @@
 import jax
 
 from data.pipeline_config import PipelineConfig
-from models import presets, vlm
+from models import vlm
 from rl import rollout
 from rl.sampling_methods import Greedy
 from safework import generation
-from tests.data.world.tiny import tiny_tokenizer, tiny_world
+from tests.data.world.tiny import tiny_model_config, tiny_tokenizer, tiny_world
 
 
 def _generator(tokenizer, config, batch_size):
@@ -21,11 +21,7 @@ def _generator(tokenizer, config, batch_size):
 
 def test_a_partial_last_batch_gives_the_same_responses_as_full_batches():
   tokenizer = tiny_tokenizer()
-  s = tokenizer.special
-  config = presets.get_preset("tiny", vocab_size=tokenizer.vocab_size,
-                              image_token_id=s.image_pad, video_token_id=s.video_pad,
-                              vision_start_token_id=s.vision_start,
-                              vision_end_token_id=s.vision_end)
+  config = tiny_model_config(tokenizer)
   params = vlm.init_params(config, jax.random.key(0))
   examples = [e for e in tiny_world().split("eval") if not e.images][:3]
   # Three prompts in batches of two: the second batch has one empty padding row, which

@@ -36,3 +36,13 @@ def tiny_tokenizer() -> SentencePieceTokenizer:
 def tiny_tokenizer_file() -> pathlib.Path:
   """The tokenizer's `.model` file."""
   return _trained()[1]
+
+
+def tiny_model_config(tokenizer):
+  """The `tiny` preset sized to `tokenizer`, its special ids in the model's slots."""
+  from models import presets  # Only the model tests need it.
+
+  s = tokenizer.special
+  return presets.get_preset("tiny", vocab_size=tokenizer.vocab_size, image_token_id=s.image_pad,
+                            video_token_id=s.video_pad, vision_start_token_id=s.vision_start,
+                            vision_end_token_id=s.vision_end)
