@@ -42,6 +42,13 @@ def common(args):
       # policy (safety score 0.45 against 0.01, value accuracy 62% against 34%), but the
       # rungs' settings then lose to it (measured: after M³-RL B no axis above CoT-SFT;
       # CALE at lr 4e-4 15% shorter with 9 points less accuracy, at 1.5e-4 3% shorter).
+      # Why: the init sets how long a copying circuit takes to form. On a dense synthetic
+      # task (copy the person named in the question into the answer) the tiny model
+      # plateaus for about 150 updates at 0.02, 40 at 0.035, 25 at 0.05 and under 25 at
+      # 0.07; in CoT-SFT, where such copies are a few tokens a row, 0.02 and 0.04 never
+      # copy the person in 800 updates (safety score 0.01: "your friend" for a teacher),
+      # 0.07 does (0.41). Names of unseen entities (search-only facts) are copied at none
+      # of them, nor after 1,500 updates of a copy-dense reading task.
       "initializer_range": 0.02,
   })
   c.tokenizer = ml_collections.ConfigDict({

@@ -18,7 +18,9 @@ def section(args):
       "preset": "tiny" if local else "qwen2_5_vl_7b",  # The judge model's shape.
       "hf_checkpoint": "",  # Released judge weights (HF dir) to use instead of training.
       # Initial normal std of every kernel of a judge trained from random init (HF's
-      # initializer_range; config.model.initializer_range is the policy's).
+      # initializer_range; config.model.initializer_range is the policy's). runlocal at
+      # 0.07 (measured): held-out safety 0.90 and knowledge 0.89 against 0.85 and 0.85,
+      # value 0.76 either way, but its letter-swap check at chance (48%, 59% at 0.02).
       "initializer_range": 0.02,
       # (ours) The judges each trained model learns, one model per group. The authors train
       # one verifier per principle. The tiny knowledge judge is trained alone: sharing the
