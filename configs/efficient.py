@@ -13,7 +13,12 @@ def section(args):
   return base.rl_stage(
       args, mix={"safety": 0.4, "value": 0.2, "knowledge": 0.2, "general": 0.2},
       # CALE (ours: alpha < 1 prefers shorter correct answers; mu 0.5, beta 0). With alpha
-      # 0.88 at lr 5e-5 or 2e-4 the demo's answers moved by 1%.
+      # 0.88 at lr 5e-5 or 2e-4 the demo's answers moved by 1%. At alpha 0.5 a long answer
+      # of reward 2 (format + a verifier's 1) is worth a short one of reward 1, so value
+      # answers drift to the short flawed "It is easier" one, which the tiny value judge
+      # does not tell apart (letter-swap check near chance): from one M³-RL policy, alpha
+      # 0.5 gave -29% at mean accuracy 25.4 -> 23.6% (value 38 -> 9%), 0.65 -19% (15.6%),
+      # 0.75 -13% (12.8%), 1 with beta -0.5 -19% (20.6%); value accuracy fell to 0-9%.
       advantage={"estimator": "cale", "cale_mu": 0.5,
                  "cale_alpha": 0.5 if args["runlocal"] else 0.88, "cale_beta": 0.0,
                  "dynamic_sampling": False},
