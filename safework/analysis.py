@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 from data.example import Example
 from data.pipeline import Pipeline
@@ -60,7 +61,9 @@ def layer_states(model_config: ModelConfig, params, inputs: ModelInputs, layer: 
   count = model_config.text.num_hidden_layers
   if not 0 <= layer < count:
     raise ValueError(f"layer must be in [0, {count}), got {layer}")
-  is_layer = lambda module, method: isinstance(module, decoder.DecoderLayer) and method == "__call__"
+  def is_layer(module, method):
+    return isinstance(module, decoder.DecoderLayer) and method == "__call__"
+
   _, captured = vlm.Qwen25VL(model_config).apply(
       params, inputs, method=vlm.Qwen25VL.hidden_states, capture_intermediates=is_layer,
       mutable=["intermediates"])
@@ -161,6 +164,10 @@ def analyse(model_config: ModelConfig, params, tokenizer: Tokenizer,
     tokens = np.asarray(step.inputs.tokens)[0, response_t]
     records.append(TokenMI(info, tuple(tokenizer.id_to_token(int(t)) for t in tokens), mi_t,
                            find_peaks(mi_t, config.peak_z)))
+  if len(records) < len(examples):
+    logging.warning("analyse: %d of %d examples skipped by the pipeline (too long for "
+                    "max_tokens=%d, or a bad image)", len(examples) - len(records),
+                    len(examples), config.max_tokens)
   return records
 
 

@@ -139,6 +139,11 @@ def test_analyse_scores_every_response_token_against_the_reference():
     np.testing.assert_array_equal(record.peaks, analysis.find_peaks(record.mi, 1.0))
   counts = analysis.peak_token_counts(records)
   assert sum(counts.values()) == sum(len(r.peaks) for r in records)
+  # An answer over the token budget is skipped, the others are kept as they were.
+  overlong = ["<think>" + "It is risky. " * 200 + "</think> No."] + responses[1:]
+  kept = analysis.analyse(config, params, tokenizer, examples, overlong, references, cfg)
+  assert [r.uid for r in kept] == [e.uid for e in examples[1:]]
+  np.testing.assert_array_equal(kept[0].mi, records[1].mi)
   with pytest.raises(ValueError, match="pair up"):
     analysis.analyse(config, params, tokenizer, examples, responses[:2], references, cfg)
 
