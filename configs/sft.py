@@ -26,6 +26,16 @@ def section(args):
       "weight_decay": 0.0 if local else 0.01,
       "frozen": () if local else ("visual",),  # The tiny vision tower learns from scratch.
       "micro_batches": 1 if local else 8,  # Gradient accumulation.
+      # (ours) In-context copying rows (data/copy_task.py) appended to each batch, so a
+      # policy from random init learns to copy any id from its context, as a pretrained
+      # base can. Off by default: measured on the demo, 2 rows at weight 1 make the CoT-SFT
+      # policy search for unseen entities by name (teacher-forced p(name in the query)
+      # 0.000 -> 0.05, 0.13 with world.practice_entities=200; greedy, 4 of 6 queries right
+      # where none were) but it still misreads the value from the result, CALE then
+      # drops searching, and no report row rose reliably over two ladders, for +130 s of
+      # SFT (about 15% of the 15-minute budget). 1 row, or 2 at weight 0.4, copy nothing.
+      "copy_rows": 0,
+      "copy_weight": 1.0,  # Loss weight of a copied token (CopyTaskConfig.weight).
       "checkpoint_every": 200,  # Updates between checkpoints.
   })
 

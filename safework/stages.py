@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from data import jsonl
+from data import copy_task, jsonl
 from data.example import Example
 from data.mixture import mixture
 from data.pipeline import Pipeline
@@ -369,6 +369,12 @@ def run_sft(ladder, params):
       max_patches=cfg.max_patches, max_images=cfg.max_images, pack=True,
       seed=ladder.config.seed, min_pixels=ladder.config.data.min_pixels,
       max_pixels=ladder.config.data.max_pixels)))
+  if cfg.get("copy_rows", 0):
+    data = copy_task.WithCopyRows(
+        data, copy_task.copyable_ids(ladder.tokenizer),
+        copy_task.CopyTaskConfig(rows=cfg.copy_rows, weight=cfg.get("copy_weight", 1.0),
+                                 seed=ladder.config.seed),
+        ladder.tokenizer.special.pad)
   optimizer = optim.make_optimizer(optim.OptimizerConfig(
       learning_rate=cfg.learning_rate, total_steps=max(cfg.steps, 1),
       warmup_ratio=cfg.warmup_ratio, schedule=cfg.schedule, weight_decay=cfg.weight_decay,

@@ -13,7 +13,7 @@ def shrunken(iterations: int = 1):
   c.world.update(WORLD)
   c.tokenizer.vocab_size = 400
   c.judges.update(steps=2, batch_size=8, max_tokens=192, eval_examples=8)
-  c.sft.update(steps=2, batch_size=2, max_tokens=256, checkpoint_every=1)
+  c.sft.update(steps=2, batch_size=2, max_tokens=256, checkpoint_every=1, copy_rows=1)
   c.judge_refresh.update(prompts=4, num_samples=2, generation_batch=4, max_new_tokens=32,
                          steps=2, batch_size=4)
   for stage in ("m3rl_a", "m3rl_b", "efficient", "search"):
