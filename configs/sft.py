@@ -36,6 +36,8 @@ def section(args):
       # SFT (about 15% of the 15-minute budget). 1 row, or 2 at weight 0.4, copy nothing.
       "copy_rows": 0,
       "copy_weight": 1.0,  # Loss weight of a copied token (CopyTaskConfig.weight).
+      # Half the spans from an alphabet of this many ids (CopyTaskConfig.alphabet; 0: none).
+      "copy_alphabet": 0,
       "checkpoint_every": 200,  # Updates between checkpoints.
   })
 

@@ -37,12 +37,19 @@ class CopyTaskConfig:
   # copy row has about twice an SFT row's assistant tokens, so at 1 copying would take
   # most of the gradient.
   weight: float = 1.0
+  # Spans drawn from a small random alphabet of this many ids (0: from all ids), with
+  # probability `alphabet_share`. A repeated id makes the one-token prefix ambiguous, so
+  # the copy has to match a longer prefix, as "The capital of Noko is ___" needs after a
+  # search result listing several capitals.
+  alphabet: int = 0
+  alphabet_share: float = 0.5
   seed: int = 0
 
   def __post_init__(self):
-    if self.rows < 1 or not 2 <= self.min_span <= self.max_span or self.weight <= 0:
-      raise ValueError(f"CopyTaskConfig: rows >= 1, 2 <= min_span <= max_span and weight > 0; "
-                       f"got {self}")
+    if (self.rows < 1 or not 2 <= self.min_span <= self.max_span or self.weight <= 0
+        or self.alphabet < 0 or not 0 <= self.alphabet_share <= 1):
+      raise ValueError(f"CopyTaskConfig: rows >= 1, 2 <= min_span <= max_span, weight > 0, "
+                       f"alphabet >= 0 and alphabet_share in [0, 1]; got {self}")
 
 
 def copyable_ids(tokenizer) -> np.ndarray:
@@ -52,9 +59,13 @@ def copyable_ids(tokenizer) -> np.ndarray:
 
 
 def copy_rows(ids: np.ndarray, rows: int, max_tokens: int, min_span: int, max_span: int,
-              rng: np.random.Generator, pad_id: int = 0) -> dict[str, np.ndarray]:
+              rng: np.random.Generator, pad_id: int = 0, alphabet: int = 0,
+              alphabet_share: float = 0.5) -> dict[str, np.ndarray]:
   """`rows` rows of `max_tokens`: tokens, segment_ids (one segment per span and its
-  repeat, 0 on padding) and loss_mask (1 on the repeat's tokens after its first)."""
+  repeat, 0 on padding) and loss_mask (1 on the repeat's tokens after its first). With
+  `alphabet`, a share of the spans draw from `alphabet` ids of their own."""
+  if alphabet > len(ids):
+    raise ValueError(f"copy_rows: alphabet {alphabet} is larger than the {len(ids)} ids")
   if 2 * min_span > max_tokens:
     raise ValueError(f"copy_rows: a span of {min_span} and its repeat do not fit in "
                      f"{max_tokens} tokens")
@@ -69,7 +80,10 @@ def copy_rows(ids: np.ndarray, rows: int, max_tokens: int, min_span: int, max_sp
         span = (max_tokens - start) // 2  # Fill the row's tail if a short span still fits.
         if span < min_span:
           break
-      x = rng.choice(ids, span)
+      pool = ids
+      if alphabet and rng.random() < alphabet_share:
+        pool = rng.choice(ids, alphabet, replace=False)
+      x = rng.choice(pool, span)
       tokens[row, start:start + span] = tokens[row, start + span:start + 2 * span] = x
       segments[row, start:start + 2 * span] = segment
       mask[row, start + span + 1:start + 2 * span] = 1.0
@@ -93,7 +107,7 @@ class WithCopyRows(Iterator[Batch]):
     c, arrays = self._config, dict(batch.arrays)
     rng = np.random.default_rng([c.seed, self._index])
     extra = copy_rows(self._ids, c.rows, arrays["tokens"].shape[1], c.min_span, c.max_span, rng,
-                      self._pad_id)
+                      self._pad_id, c.alphabet, c.alphabet_share)
     extra["loss_mask"] *= c.weight
     for key in ("patches", "grids"):
       extra[key] = np.zeros((c.rows,) + arrays[key].shape[1:], arrays[key].dtype)

@@ -373,6 +373,7 @@ def run_sft(ladder, params):
     data = copy_task.WithCopyRows(
         data, copy_task.copyable_ids(ladder.tokenizer),
         copy_task.CopyTaskConfig(rows=cfg.copy_rows, weight=cfg.get("copy_weight", 1.0),
+                                 alphabet=cfg.get("copy_alphabet", 0),
                                  seed=ladder.config.seed),
         ladder.tokenizer.special.pad)
   optimizer = optim.make_optimizer(optim.OptimizerConfig(

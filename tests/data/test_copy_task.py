@@ -61,6 +61,27 @@ def test_rows_depend_only_on_the_generator_and_a_row_too_short_is_an_error():
     copy_task.CopyTaskConfig(rows=1, min_span=8, max_span=4)
 
 
+def test_alphabet_spans_draw_from_few_ids_and_the_rest_from_all():
+  ids = np.arange(100, 1100, dtype=np.int32)
+  rows = copy_task.copy_rows(ids, 4, 256, 12, 20, np.random.default_rng(2), alphabet=3,
+                             alphabet_share=0.5)
+  distinct = []
+  for r in range(4):
+    for segment, start, stop in _segments(rows["segment_ids"][r]):
+      n = (stop - start) // 2
+      span = rows["tokens"][r, start:start + n]
+      np.testing.assert_array_equal(span, rows["tokens"][r, start + n:stop])
+      distinct.append(len(set(span.tolist())))
+  # A 12-20 token span from 1,000 ids almost never repeats an id; from 3 ids it has <= 3.
+  assert any(d <= 3 for d in distinct) and any(d >= 10 for d in distinct)
+  assert all(d <= 3 or d >= 10 for d in distinct)
+  plain = copy_task.copy_rows(ids, 4, 256, 12, 20, np.random.default_rng(2))
+  assert all(len(set(plain["tokens"][r, s:t].tolist())) >= 10
+             for r in range(4) for _, s, t in _segments(plain["segment_ids"][r]))
+  with pytest.raises(ValueError, match="alphabet"):
+    copy_task.copy_rows(ids[:2], 1, 64, 4, 8, np.random.default_rng(0), alphabet=3)
+
+
 def test_copyable_ids_are_the_whole_vocabulary_but_the_special_tokens():
   tokenizer = tiny_tokenizer()
   ids = copy_task.copyable_ids(tokenizer)
