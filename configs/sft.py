@@ -37,6 +37,11 @@ def section(args):
       "copy_rows": 0,
       "copy_weight": 1.0,  # Loss weight of a copied token (CopyTaskConfig.weight).
       # Half the spans from an alphabet of this many ids (CopyTaskConfig.alphabet; 0: none).
+      # Measured with copy_rows=2, copy_alphabet=6: the strongest CoT-SFT policy yet
+      # (safety score 0.20, search-only facts 26%, capability 0.32 against 0.01, 5%, 0.24)
+      # and M³-RL B raises the safety score and general accuracy (0.20 -> 0.23, 36 -> 41%),
+      # but CALE then collapses (lr 4e-4: every accuracy 0; 1.5e-4: value 47 -> 9%), as from
+      # every stronger policy so far (configs/efficient.py). Off until CALE holds.
       "copy_alphabet": 0,
       "checkpoint_every": 200,  # Updates between checkpoints.
   })
