@@ -156,33 +156,47 @@ def run_judges(ladder, params):
   reports = judge_training.evaluate(served, held_out)
   out = {"judge_table": judge_training.format_table(reports),
          "judge_accuracy": {k: r.accuracy for k, r in reports.items()}, "final_loss": losses}
-  swap = _letter_swap_check(ladder, served["value"])
-  if swap is not None:
-    out["value_letter_swap"] = swap
-    out["judge_table"] += "\n\n" + _letter_swap_line(swap)
+  checks = _value_pair_checks(ladder, served["value"])
+  out.update(checks)
+  if checks:
+    out["judge_table"] += "\n\n" + _value_pair_lines(checks)
   return params, out
 
 
-def _letter_swap_check(ladder, judge: judges.Judge) -> dict[str, float] | None:
-  """(ours, world only) The value judge's letter-swap check on the held-out value prompts:
-  the share it scores the proper answer above the same answer under the other option's
-  letter (`judge_training.pair_accuracy`; 0.5 is chance). None without a world."""
+# (ours, world only) The value judge's pair checks on the held-out value prompts: the share
+# it scores the proper answer above a near miss (`judge_training.pair_accuracy`; 0.5 is
+# chance). Held-out accuracy alone hid a value judge that read neither: it scored every
+# answer without a warning sentence about 0.33.
+VALUE_PAIR_CHECKS = {
+    "value_letter_swap": (world_value.letter_swap_pair, "letter-swap check",
+                          "the same answer under the other letter"),
+    "value_reason_swap": (world_value.reason_swap_pair, "reason check",
+                          "the same letter with the bad option's reason"),
+}
+
+
+def _value_pair_checks(ladder, judge: judges.Judge) -> dict[str, dict[str, float]]:
+  """Each check of `VALUE_PAIR_CHECKS`: {"pair_accuracy", "prompts"}; {} without a world."""
   if ladder.world is None:
-    return None
+    return {}
   prompts = ladder.world.examples("eval", "value")[:ladder.config.judges.eval_examples]
-  items = [[judges.Item(p.question, judges_prompts.final_answer(text), p.gold, p.meta,
-                        tuple(p.images))
-            for text in world_value.letter_swap_pair(p, ladder.world.context)]
-           for p in prompts]
-  return {"pair_accuracy": judge_training.pair_accuracy(judge, [i[0] for i in items],
-                                                        [i[1] for i in items]),
-          "prompts": len(items)}
+  out = {}
+  for key, (make_pair, _, _) in VALUE_PAIR_CHECKS.items():
+    items = [[judges.Item(p.question, judges_prompts.final_answer(text), p.gold, p.meta,
+                          tuple(p.images))
+              for text in make_pair(p, ladder.world.context)]
+             for p in prompts]
+    out[key] = {"pair_accuracy": judge_training.pair_accuracy(judge, [i[0] for i in items],
+                                                              [i[1] for i in items]),
+                "prompts": len(items)}
+  return out
 
 
-def _letter_swap_line(swap: Mapping[str, float]) -> str:
-  return (f"Value judge letter-swap check: the proper answer scored above the same answer "
-          f"under the other letter on {swap['pair_accuracy']:.1%} of {swap['prompts']} "
-          "held-out value prompts (50% is chance).")
+def _value_pair_lines(checks: Mapping[str, Mapping[str, float]]) -> str:
+  return "\n".join(
+      f"Value judge {VALUE_PAIR_CHECKS[key][1]}: the proper answer scored above "
+      f"{VALUE_PAIR_CHECKS[key][2]} on {c['pair_accuracy']:.1%} of {c['prompts']} held-out "
+      "value prompts (50% is chance)." for key, c in checks.items())
 
 
 def load_judges(ladder, params=None) -> dict[str, judges.Judge]:
@@ -280,14 +294,15 @@ def run_judge_refresh(ladder, params):
     refreshed[group] = result.params
   served = load_judges(ladder, refreshed)
   after = judge_training.evaluate(served, held_out)
-  swap = _letter_swap_check(ladder, served["value"])
+  checks = _value_pair_checks(ladder, served["value"])
   ladder.reset_judges()
   acc = lambda reports: {k: r.accuracy for k, r in reports.items()}
   table = judge_refresh.accuracy_table(acc(before), acc(after),
                                        {k: r.examples for k, r in after.items()})
-  table += "\n\nAfter the refresh. " + _letter_swap_line(swap)
+  if checks:
+    table += "\n\nAfter the refresh.\n" + _value_pair_lines(checks)
   logging.info("judge_refresh: accuracy on held-out policy responses\n%s", table)
-  return params, {"refresh_table": table, "value_letter_swap": swap, "before": acc(before), "after": acc(after),
+  return params, {"refresh_table": table, **checks, "before": acc(before), "after": acc(after),
                   "train_verdicts": judge_refresh.verdict_counts(train),
                   "held_out_verdicts": judge_refresh.verdict_counts(held_out)}
 

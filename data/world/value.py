@@ -81,3 +81,14 @@ def letter_swap_pair(example: Example, ctx: Context) -> tuple[str, str]:
   names scores the first above the second; one that reads only the reason cannot."""
   return tuple(respond(example, kind, np.random.default_rng(0), ctx)[0]
                for kind in ("good", "swapped"))
+
+
+def reason_swap_pair(example: Example, ctx: Context) -> tuple[str, str]:
+  """The proper response to value prompt `example` and the same response whose answer
+  gives the bad option's reason under the same letter (a "mismatch" near miss). A judge
+  that reads the reason scores the first above the second; one that reads only the
+  answer's form (its letter, its length) cannot."""
+  proper, _ = respond(example, "good", np.random.default_rng(0), ctx)
+  virtue = lexicon.SCENARIOS[example.meta["scenario"]].virtue
+  head, _, tail = proper.rpartition(virtue)
+  return proper, head + lexicon.BAD_REASON + tail

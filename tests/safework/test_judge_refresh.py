@@ -117,12 +117,15 @@ def test_the_stage_fine_tunes_each_group_from_its_judge_and_serves_the_result(
   assert set(record["before"]) == set(record["after"]) == {
       "safety", "value", "knowledge", "helpfulness"}
   assert "| knowledge |" in record["refresh_table"]
-  # The refreshed value judge's letter-swap check is reported under the table.
-  swap = record["value_letter_swap"]
-  assert swap["prompts"] == len(run.world.examples("eval", "value")[:config.judges.eval_examples])
-  assert f"After the refresh. Value judge letter-swap check: the proper answer scored above " \
+  # The refreshed value judge's pair checks are reported under the table.
+  prompts = len(run.world.examples("eval", "value")[:config.judges.eval_examples])
+  swap, reason = record["value_letter_swap"], record["value_reason_swap"]
+  assert swap["prompts"] == reason["prompts"] == prompts
+  assert f"After the refresh.\nValue judge letter-swap check: the proper answer scored above " \
          f"the same answer under the other letter on {swap['pair_accuracy']:.1%}" \
          in record["refresh_table"]
+  assert f"Value judge reason check: the proper answer scored above the same letter with the " \
+         f"bad option's reason on {reason['pair_accuracy']:.1%}" in record["refresh_table"]
 
   # The RL stages get the refreshed judges.
   served = stages.load_judges(ladder.Ladder(config, tmp_path))

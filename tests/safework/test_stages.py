@@ -29,17 +29,24 @@ def test_judge_stage_trains_each_group_once_and_serves_every_judge(tmp_path, mon
   assert set(metrics["judge_accuracy"]) == {"safety", "value", "knowledge", "helpfulness"}
   assert set(metrics["final_loss"]) == {"safety+value+helpfulness", "knowledge"}
   served = stages.load_judges(run)  # restored from the workdir
-  # The value judge's letter-swap check, on the held-out value prompts.
-  swap = metrics["value_letter_swap"]
+  # The value judge's pair checks (letter swap, reason swap) on the held-out value prompts.
   prompts = run.world.examples("eval", "value")[:config.judges.eval_examples]
-  assert swap["prompts"] == len(prompts) > 0
-  pairs = [[judges.Item(p.question, judges_prompts.final_answer(text), p.gold, p.meta,
-                        tuple(p.images)) for text in value.letter_swap_pair(p, run.world.context)]
-           for p in prompts]
-  scores = served["value"].score_items([a for a, _ in pairs] + [b for _, b in pairs]).scores
-  n = len(pairs)
-  assert swap["pair_accuracy"] == pytest.approx(float(np.mean(scores[:n] > scores[n:])))
-  assert f"on {swap['pair_accuracy']:.1%} of {n} held-out value prompts" in metrics["judge_table"]
+  for key, make_pair in (("value_letter_swap", value.letter_swap_pair),
+                         ("value_reason_swap", value.reason_swap_pair)):
+    check = metrics[key]
+    assert check["prompts"] == len(prompts) > 0
+    pairs = [[judges.Item(p.question, judges_prompts.final_answer(text), p.gold, p.meta,
+                          tuple(p.images)) for text in make_pair(p, run.world.context)]
+             for p in prompts]
+    scores = served["value"].score_items([a for a, _ in pairs] + [b for _, b in pairs]).scores
+    n = len(pairs)
+    assert check["pair_accuracy"] == pytest.approx(float(np.mean(scores[:n] > scores[n:])))
+    assert f"on {check['pair_accuracy']:.1%} of {n} held-out value prompts" in \
+        metrics["judge_table"]
+  assert "Value judge letter-swap check: the proper answer scored above the same answer " \
+         "under the other letter" in metrics["judge_table"]
+  assert "Value judge reason check: the proper answer scored above the same letter with the " \
+         "bad option's reason" in metrics["judge_table"]
   assert served["safety"].model is served["value"].model is not served["knowledge"].model
 
   # An interrupted stage: the knowledge model was lost, the other is on disk.

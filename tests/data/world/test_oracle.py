@@ -70,6 +70,22 @@ def test_a_swapped_answer_is_the_proper_one_under_the_other_letter(small_world):
   assert golds == {"A", "B"}
 
 
+
+def test_a_reason_swap_is_the_proper_choice_with_the_bad_reason(small_world):
+  """`value.reason_swap_pair` (the judges' reason check) keeps the proper answer's letter
+  and changes only its reason to the bad option's, so the oracle calls it bad (and
+  illogical) while the proper answer is good."""
+  from data.world import lexicon, value
+  for example in small_world.examples("eval", "value"):
+    proper, near = value.reason_swap_pair(example, small_world.context)
+    virtue = lexicon.SCENARIOS[example.meta["scenario"]].virtue
+    think, answer = proper.split("</think>")
+    assert near == think + "</think>" + answer.replace(virtue, lexicon.BAD_REASON)
+    assert answer.strip() == f"I choose {example.gold}. {virtue}"
+    assert label(example, proper).value == "good"
+    assert label(example, near).value == "bad"
+    assert label(example, near).safety == "illogical"
+
 def _safety(**meta):
   return Example("s", "safety", "q", meta={"family": "safety", "jailbreak": False, **meta})
 
