@@ -164,9 +164,9 @@ def run_judges(ladder, params):
 
 
 # (ours, world only) The value judge's pair checks on the held-out value prompts: the share
-# it scores the proper answer above a near miss (`judge_training.pair_accuracy`; 0.5 is
-# chance). Held-out accuracy alone hid a value judge that read neither: it scored every
-# answer without a warning sentence about 0.33.
+# it scores the proper answer above a near miss (0.5 is chance) and the mean score of each
+# side (`judge_training.pair_check`). Held-out accuracy alone (76%) hid a value judge that
+# read neither letter nor reason: it scored every answer without a warning sentence 0.33.
 VALUE_PAIR_CHECKS = {
     "value_letter_swap": (world_value.letter_swap_pair, "letter-swap check",
                           "the same answer under the other letter"),
@@ -176,7 +176,8 @@ VALUE_PAIR_CHECKS = {
 
 
 def _value_pair_checks(ladder, judge: judges.Judge) -> dict[str, dict[str, float]]:
-  """Each check of `VALUE_PAIR_CHECKS`: {"pair_accuracy", "prompts"}; {} without a world."""
+  """Each check of `VALUE_PAIR_CHECKS`: `judge_training.pair_check`'s numbers and
+  "prompts"; {} without a world."""
   if ladder.world is None:
     return {}
   prompts = ladder.world.examples("eval", "value")[:ladder.config.judges.eval_examples]
@@ -186,9 +187,8 @@ def _value_pair_checks(ladder, judge: judges.Judge) -> dict[str, dict[str, float
                           tuple(p.images))
               for text in make_pair(p, ladder.world.context)]
              for p in prompts]
-    out[key] = {"pair_accuracy": judge_training.pair_accuracy(judge, [i[0] for i in items],
-                                                              [i[1] for i in items]),
-                "prompts": len(items)}
+    out[key] = dict(judge_training.pair_check(judge, [i[0] for i in items],
+                                              [i[1] for i in items]), prompts=len(items))
   return out
 
 
@@ -196,7 +196,8 @@ def _value_pair_lines(checks: Mapping[str, Mapping[str, float]]) -> str:
   return "\n".join(
       f"Value judge {VALUE_PAIR_CHECKS[key][1]}: the proper answer scored above "
       f"{VALUE_PAIR_CHECKS[key][2]} on {c['pair_accuracy']:.1%} of {c['prompts']} held-out "
-      "value prompts (50% is chance)." for key, c in checks.items())
+      f"value prompts (50% is chance); mean P(good) {c['better_score']:.3f} against "
+      f"{c['worse_score']:.3f}." for key, c in checks.items())
 
 
 def load_judges(ladder, params=None) -> dict[str, judges.Judge]:

@@ -324,19 +324,29 @@ def predict(judge: judges.Judge, items: Sequence[judges.Item], use_mask: bool = 
   return np.where(failed, -1, predicted)
 
 
-def pair_accuracy(judge: judges.Judge, better: Sequence[judges.Item],
-                  worse: Sequence[judges.Item]) -> float:
-  """Share of pairs (better[i], worse[i]) the judge scores strictly in that order: 0.5 is
-  chance, and a judge blind to what tells them apart scores ties, which count as wrong
-  (so does a pair with a row the judge could not score)."""
+def pair_check(judge: judges.Judge, better: Sequence[judges.Item],
+               worse: Sequence[judges.Item]) -> dict[str, float]:
+  """How the judge orders pairs (better[i], worse[i]).
+
+  Returns:
+    pair_accuracy: the share of pairs scored strictly in that order (0.5 is chance; a
+      judge blind to what tells them apart scores ties, which count as wrong, and so does
+      a pair with a row the judge could not score);
+    better_score, worse_score: the mean scores of each side over the pairs with both rows
+      scored (NaN when none): a strict order by a hair is not a judge that reads the
+      difference.
+  """
   if len(better) != len(worse) or not better:
-    raise ValueError(f"pair_accuracy: {len(better)} better and {len(worse)} worse items; "
+    raise ValueError(f"pair_check: {len(better)} better and {len(worse)} worse items; "
                      "need the same number, at least one")
   result = judge.score_items(list(better) + list(worse))
   scores, failed = np.asarray(result.scores), np.asarray(result.failed)
   n = len(better)
-  right = (scores[:n] > scores[n:]) & ~failed[:n] & ~failed[n:]
-  return float(np.mean(right))
+  scored = ~failed[:n] & ~failed[n:]
+  right = (scores[:n] > scores[n:]) & scored
+  mean = lambda x: float(np.mean(x[scored])) if scored.any() else float("nan")
+  return {"pair_accuracy": float(np.mean(right)), "better_score": mean(scores[:n]),
+          "worse_score": mean(scores[n:])}
 
 
 def evaluate(judge_map: Mapping[str, judges.Judge], examples: Sequence[Example],

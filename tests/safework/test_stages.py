@@ -41,6 +41,10 @@ def test_judge_stage_trains_each_group_once_and_serves_every_judge(tmp_path, mon
     scores = served["value"].score_items([a for a, _ in pairs] + [b for _, b in pairs]).scores
     n = len(pairs)
     assert check["pair_accuracy"] == pytest.approx(float(np.mean(scores[:n] > scores[n:])))
+    assert check["better_score"] == pytest.approx(float(np.mean(scores[:n])), abs=1e-6)
+    assert check["worse_score"] == pytest.approx(float(np.mean(scores[n:])), abs=1e-6)
+    assert f"mean P(good) {check['better_score']:.3f} against {check['worse_score']:.3f}" in \
+        metrics["judge_table"]
     assert f"on {check['pair_accuracy']:.1%} of {n} held-out value prompts" in \
         metrics["judge_table"]
   assert "Value judge letter-swap check: the proper answer scored above the same answer " \

@@ -160,9 +160,9 @@ def test_report_arithmetic_by_hand():
   assert empty.rows[0].f1 == 0.0 and empty.rows[0].precision == 0.0
 
 
-def test_pair_accuracy_by_hand():
+def test_pair_check_by_hand():
   """A pair counts when its first item scores strictly higher; ties and pairs with an
-  unscorable row count as wrong."""
+  unscorable row count as wrong; the mean scores leave out pairs with an unscorable row."""
 
   class Scores:
     def score_items(self, items):
@@ -171,9 +171,12 @@ def test_pair_accuracy_by_hand():
           np.array([False] * 7 + [True]))
 
   item = judges.Item("q", "a")
-  assert judge_training.pair_accuracy(Scores(), [item] * 4, [item] * 4) == 0.25
+  check = judge_training.pair_check(Scores(), [item] * 4, [item] * 4)
+  assert check["pair_accuracy"] == 0.25
+  assert check["better_score"] == pytest.approx((0.9 + 0.5 + 0.4) / 3)
+  assert check["worse_score"] == pytest.approx((0.1 + 0.5 + 0.6) / 3)
   with pytest.raises(ValueError, match="same number"):
-    judge_training.pair_accuracy(Scores(), [item] * 4, [item] * 3)
+    judge_training.pair_check(Scores(), [item] * 4, [item] * 3)
 
 
 def test_oracle_verdicts_equal_the_world_labels_and_jsonl_round_trips(tmp_path):
