@@ -15,17 +15,18 @@ def section(args):
       # CALE (ours: alpha < 1 prefers shorter correct answers; mu 0.5, beta 0). With alpha
       # 0.88 at lr 5e-5 or 2e-4 the demo's answers moved by 1%. At alpha 0.5 a long answer
       # of reward 2 (format + a verifier's 1) is worth a short one of reward 1, so value
-      # answers drift to the short flawed "It is easier" one, which the tiny value judge
-      # does not tell apart (letter-swap check near chance): from one M³-RL policy, alpha
+      # answers drifted to the short flawed "It is easier" one, which the value judge then
+      # scored as its proper answer (configs/judges.py groups): from one M³-RL policy, alpha
       # 0.5 gave -29% at mean accuracy 25.4 -> 23.6% (value 38 -> 9%), 0.65 -19% (15.6%),
       # 0.75 -13% (12.8%), 1 with beta -0.5 -19% (20.6%); value accuracy fell to 0-9%.
       advantage={"estimator": "cale", "cale_mu": 0.5,
                  "cale_alpha": 0.5 if args["runlocal"] else 0.88, "cale_beta": 0.0,
                  "dynamic_sampling": False},
-      # runlocal: 13 updates of 6 prompts, the sampling work of 10 of 8. From the demo's
-      # M³-RL policy (41.2 tokens, mean accuracy 25.0%): 13 x 6 gave 31.4 tokens (-24%,
-      # 26.0%); 10 x 8 gave -16% (27.9%); 16 x 5 gave -19% (16.9%).
-      iterations=13 if args["runlocal"] else 200,
+      # runlocal: 18 updates of 6 prompts. From the demo's M³-RL policy (41.1 tokens, mean
+      # accuracy 24.1%, judges grouped as in configs/judges.py): 13 gave 35.1 tokens (-15%,
+      # 26.6%), 18 gave 30.4 (-26%, 32.7%; value 38 -> 47%), alpha 0.4 at 13 gave -18%
+      # (21.3%). With the value judge that read no reason, 13 x 6 gave -24% to -29%.
+      iterations=18 if args["runlocal"] else 200,
       prompts_per_iteration=6 if args["runlocal"] else 128,
       learning_rate=4e-4 if args["runlocal"] else 1e-6,
       loss_config={"clip_eps": 0.2, "drift_coef": 0.01, "drift_clip": 2.0,

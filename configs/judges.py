@@ -23,10 +23,17 @@ def section(args):
       # value 0.76 either way, but its letter-swap check at chance (48%, 59% at 0.02).
       "initializer_range": 0.02,
       # (ours) The judges each trained model learns, one model per group. The authors train
-      # one verifier per principle. The tiny knowledge judge is trained alone: sharing the
-      # 4-layer model with the other three it stayed at 83-86% held-out. Unused with
-      # hf_checkpoint (one released model serves all four).
-      "groups": ((("safety", "value", "helpfulness"), ("knowledge",)) if local else
+      # one verifier per principle. runlocal pairs value with knowledge (measured, 400
+      # updates each): sharing a model with safety and helpfulness, the value judge read
+      # only whether a warning sentence was there (P(good) 0.33 for every answer without
+      # one, the bad option's reason "It is easier." included; held-out value 76%), so CALE
+      # moved value answers to that shortest flawed one (value accuracy 38 -> 9%). Beside
+      # knowledge it reads the reason (P(good) 0.65 against 0.002 for "It is easier.";
+      # held-out value 84%, knowledge 85% as when alone, safety 83% against 85%) and the
+      # stage takes 178 s against 225 s. No grouping teaches the tiny judge which option a
+      # letter names (letter-swap check 44-59%, 56% for value alone with 6x the swapped
+      # near misses). Unused with hf_checkpoint (one released model serves all four).
+      "groups": ((("safety", "helpfulness"), ("value", "knowledge")) if local else
                  (("safety",), ("value",), ("knowledge",), ("helpfulness",))),
       # runlocal: 400 updates of 8 rows (330 s) instead of 200 of 32 (585 s); held-out
       # safety 88.7 / value 77.2 / knowledge 84.5 / helpfulness 95.0% against 86.8 / 89.9 /
