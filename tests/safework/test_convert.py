@@ -6,6 +6,7 @@ wrong request fails with a message that says what is there."""
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -21,7 +22,12 @@ from models import inputs as model_inputs
 from safework import analysis, chat, convert, ladder as ladder_lib, stages, step_search
 from tests.models import hf_tiny
 from tests.safework import ladder_config
-from verifiers import value_model
+from verifiers import judge_training, value_model
+
+# The shrunken ladder's judge groups (config.judges.groups), and the one with the knowledge judge.
+GROUPS = ladder_config.shrunken().judges.groups
+KNOWLEDGE_GROUP = next(g for g in GROUPS if "knowledge" in g)
+GROUP_NAMES = sorted(judge_training.group_name(g) for g in GROUPS)
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -47,9 +53,9 @@ def run(tmp_path_factory):
                         params)
   ladder.save_final("efficient", params)
   (workdir / "efficient" / "DONE.json").write_text(json.dumps({"eval": {}}))
-  judge = jax.tree.map(lambda x: -x, params)
-  stages._save_judge(ladder, ("knowledge",), judge, "judges")
-  stages._save_judge(ladder, ("safety", "value", "helpfulness"), params, "judges")
+  judge = jax.tree.map(lambda x: -x, params)  # The knowledge judge's group; the others: params.
+  for group in config.judges.groups:
+    stages._save_judge(ladder, group, judge if group == KNOWLEDGE_GROUP else params, "judges")
   (workdir / "judges" / "DONE.json").write_text(json.dumps({}))
   return config, workdir, ladder, params, judge
 
@@ -81,7 +87,8 @@ def test_an_exported_stage_loads_in_transformers_with_our_logits(run, tmp_path):
 
 def test_a_judge_group_exports_its_own_weights_in_bfloat16(run, tmp_path):
   _, _, ladder, _, judge = run
-  out = convert.export_stage(ladder, "judges/knowledge", tmp_path / "judge")
+  out = convert.export_stage(ladder, f"judges/{judge_training.group_name(KNOWLEDGE_GROUP)}",
+                             tmp_path / "judge")
   config = hf_checkpoint.load_config(out)
   loaded = hf_checkpoint.load_params(out, config)
   assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"
@@ -172,9 +179,9 @@ def test_the_command_line_analyses_a_stage_as_the_library_does(run, tmp_path):
 @pytest.mark.parametrize("stage, error, message", [
     ("search", FileNotFoundError, r"'search' has not finished .*finished policy stages: "
                                   r"\['efficient'\]"),
-    ("judges", ValueError, r"judges/<group>.*\['knowledge', 'safety\+value\+helpfulness'\]"),
+    ("judges", ValueError, r"judges/<group>.*" + re.escape(str(GROUP_NAMES))),
     ("judges/safety", FileNotFoundError,
-     r"no trained judge 'safety'.*\['knowledge', 'safety\+value\+helpfulness'\]"),
+     r"no trained judge 'safety'.*" + re.escape(str(GROUP_NAMES))),
     ("rl", ValueError, r"unknown stage 'rl'"),
 ])
 def test_a_wrong_stage_says_what_the_run_has(run, tmp_path, stage, error, message):
