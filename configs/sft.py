@@ -39,9 +39,14 @@ def section(args):
       # Half the spans from an alphabet of this many ids (CopyTaskConfig.alphabet; 0: none).
       # Measured with copy_rows=2, copy_alphabet=6: the strongest CoT-SFT policy yet
       # (safety score 0.20, search-only facts 26%, capability 0.32 against 0.01, 5%, 0.24)
-      # and M³-RL B raises the safety score and general accuracy (0.20 -> 0.23, 36 -> 41%),
-      # but CALE then collapses (lr 4e-4: every accuracy 0; 1.5e-4: value 47 -> 9%), as from
-      # every stronger policy so far (configs/efficient.py). Off until CALE holds.
+      # and M³-RL B raises the safety axis and general accuracy (0.27 -> 0.32, 36 -> 45%).
+      # CALE at lr 4e-4 collapses from it (15 tokens, every accuracy near 0); with the value
+      # judge beside knowledge (configs/judges.py) lr 2e-4 holds: 36% shorter at mean
+      # accuracy 33.4 -> 33.2%. Search RL then still teaches hedging, not search: search-only
+      # facts 26% after CoT-SFT, 11% after M³-RL, 0% after CALE and search RL (also with
+      # the search tool in every RL rung, or the multiplier starting at 0). The policy
+      # searches by the right name after M³-RL but misreads the value in the result.
+      # Off: no acceptance row better than without it, for +70 s.
       "copy_alphabet": 0,
       "checkpoint_every": 200,  # Updates between checkpoints.
   })
