@@ -26,7 +26,8 @@ class Rollout:
     metas: the prompt's `Example.meta`, [N].
     images: the prompt's images (uint8 [h, w, 3] each), [N].
     group_ids: int32 [N], equal for the responses of one prompt.
-    response_lengths: int32 [N], tokens in each response.
+    response_lengths: int32 [N], tokens the policy drew in each response (the stop token
+      included; tool responses and forced prefixes, which the loss masks, excluded).
     truncated: bool [N], True where the response hit the token budget without a stop.
   """
 

@@ -92,12 +92,14 @@ def host_rollout(generation: Generation, decode: Callable[[Sequence[int]], str])
   rows = [row for row in generation.prompts.rows for _ in range(g)]
   lengths = np.asarray(samples.lengths_b, np.int32)
   responses = [decode(samples.tokens_bt[n, :lengths[n]].tolist()) for n in range(len(rows))]
+  # The policy's own tokens: CALE prefers shorter reasoning, not fewer search results read.
+  drawn = np.asarray(samples.mask_bt).sum(-1).astype(np.int32)
   return Rollout(
       questions=[row.example.question for row in rows], responses=responses,
       labels=[row.label for row in rows], golds=[row.gold for row in rows],
       metas=[row.meta for row in rows], images=[row.example.images for row in rows],
       group_ids=np.repeat(np.arange(len(generation.prompts.rows), dtype=np.int32), g),
-      response_lengths=lengths, truncated=~np.asarray(samples.finished_b))
+      response_lengths=drawn, truncated=~np.asarray(samples.finished_b))
 
 
 @jax.jit

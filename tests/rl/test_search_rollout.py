@@ -8,8 +8,10 @@ depend on the whole context (position, cache contents). Each test picks its tabl
 table lives in the parameters, so every test reuses the same compiled programs.
 """
 
+import dataclasses
 import functools
 import re
+import types
 
 import jax
 import jax.numpy as jnp
@@ -192,6 +194,15 @@ def test_tool_output_is_appended_and_masked_out_of_the_loss(search_run):
   np.testing.assert_array_equal(loss_mask, np.asarray(row(samples, 0)[1], np.float32))
   np.testing.assert_array_equal(batch.inputs.tokens[0, prompt_len:prompt_len + 12],
                                 CALL + response + ANSWER)
+  # The rollout the rewards and advantages see counts the policy's tokens only (CALE's
+  # length), the tool response's left out; a row without a call counts all of its own.
+  rows = [types.SimpleNamespace(example=types.SimpleNamespace(question=t, images=()),
+                                label="knowledge", gold=None, meta={}) for t in PROMPTS]
+  prompts = dataclasses.replace(generation.prompts, rows=rows)
+  host = rollout.host_rollout(dataclasses.replace(generation, prompts=prompts), TOK.decode)
+  assert host.response_lengths.tolist() == [len(CALL) + len(ANSWER), len(ANSWER)] + [
+      len(CALL) + len(ANSWER)] * 2
+  assert samples.lengths_b[0] == len(CALL) + len(response) + len(ANSWER)
 
 
 _forward = jax.jit(vlm.Qwen25VL(CONFIG).apply)
