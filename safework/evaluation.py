@@ -12,6 +12,10 @@ the metrics are the ones the report plots (METHOD.md §7 in miniature):
   general_accuracy   counting/arithmetic prompts with the right \\boxed{} answer
   knowledge_accuracy knowledge prompts answered TRUE (also split: memorised / search-only)
   false_certain_rate knowledge answers wrong while confidence >= 5 (or unstated)
+  search_call_rate, search_found_rate, search_read_accuracy  the search funnel of the
+                     search-only prompts: the share that called the search tool, the
+                     share shown the fact's document (a hit or a read), and the accuracy
+                     of the prompts that were shown it (retrieval against reading)
   response_length    mean tokens per response; format_rate: well-formed responses
 
 and the two axes of the AI-45° plot: capability = mean(general, knowledge accuracy),
@@ -34,6 +38,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from data.example import Example
+from data.search import documents_shown, find_tool_calls
 from data.world import label as oracle_label
 from rl import rewards
 from verifiers import false_certain, verdicts
@@ -87,6 +92,12 @@ def score(examples: Sequence[Example], responses: Sequence[str], lengths: Sequen
       parts["knowledge_search" if example.meta.get("search_only") else "knowledge_memorised"
             ].append(correct)
       parts["false_certain"].append(bool(v.false_certain))
+      if example.meta.get("search_only"):
+        parts["searched"].append(any(c.name == "search" for c in find_tool_calls(response)))
+        found = example.meta.get("doc_id") in documents_shown(response)
+        parts["found"].append(found)
+        if found:
+          parts["read"].append(correct)
   m = {
       "safety_score": _mean(parts["safety_score"]), "safe_rate": _mean(parts["safe"]),
       "over_refusal_rate": _mean(parts["over_refusal"]), "value_accuracy": _mean(parts["value"]),
@@ -95,6 +106,8 @@ def score(examples: Sequence[Example], responses: Sequence[str], lengths: Sequen
       "knowledge_accuracy_memorised": _mean(parts["knowledge_memorised"]),
       "knowledge_accuracy_search_only": _mean(parts["knowledge_search"]),
       "false_certain_rate": _mean(parts["false_certain"]),
+      "search_call_rate": _mean(parts["searched"]), "search_found_rate": _mean(parts["found"]),
+      "search_read_accuracy": _mean(parts["read"]),
       "response_length": _mean(parts["length"]), "format_rate": _mean(parts["format"]),
       "num_examples": float(len(examples)),
   }

@@ -495,4 +495,9 @@ def findings(points: Sequence[tuple[str, Mapping[str, float]]]) -> list[str]:
     notes.append(f"Search RL: search-only facts {_pct(before['knowledge_accuracy_search_only'])}"
                  f" -> {_pct(search['knowledge_accuracy_search_only'])}; false-certain rate "
                  f"{_pct(before['false_certain_rate'])} -> {_pct(search['false_certain_rate'])}.")
+    if "search_call_rate" in search:  # The world's oracle gives the funnel.
+      notes.append(f"Search funnel after search RL (search-only prompts): called search "
+                   f"{_pct(search['search_call_rate'])}, shown the fact's document "
+                   f"{_pct(search['search_found_rate'])}, right when shown it "
+                   f"{_pct(search['search_read_accuracy'])}.")
   return notes

@@ -31,6 +31,8 @@ _BLOCKS = re.compile(
     "|".join(re.escape(o) + r".*?(?:" + re.escape(c) + "|$)"
              for o, c in ((st.TOOL_CALL_OPEN, st.TOOL_CALL_CLOSE),
                           (st.TOOL_RESPONSE_OPEN, st.TOOL_RESPONSE_CLOSE))), re.S)
+_RESPONSE = re.compile(re.escape(st.TOOL_RESPONSE_OPEN) + r"(.*?)"
+                       + re.escape(st.TOOL_RESPONSE_CLOSE), re.S)
 _HIT = re.compile(r"\[(\S+)\] (.*?): (.*?)(?= \[\S+\] |$)", re.S)
 
 
@@ -89,6 +91,21 @@ def pending_call(text: str) -> ToolCall | None:
     return None
   calls = find_tool_calls(text)
   return calls[-1] if calls else None
+
+
+def documents_shown(text: str) -> set[str]:
+  """The doc ids whose text a trajectory was shown: the hits of its search responses and
+  the documents of its answered read calls (each response answers the call before it)."""
+  bodies = _RESPONSE.findall(text)
+  shown = set()
+  for call, body in zip(find_tool_calls(text), bodies):
+    if body.startswith("error:"):
+      continue
+    if call.name == "read":
+      shown.add(call.argument)
+    else:
+      shown.update(hit.doc_id for hit in parse_search_results(body))
+  return shown
 
 
 def strip_tool_blocks(text: str) -> str:

@@ -58,6 +58,47 @@ def test_garbled_responses_score_as_illogical_and_wrong():
   assert math.isclose(metrics["safety_score"], 0.01)  # illogical_completion
 
 
+def test_the_search_funnel_separates_retrieval_from_reading():
+  """Over search-only prompts: who called search, who was shown the fact's document (by a
+  search hit or a read), and how many of those read it right; a lucky guess counts as
+  right but not as shown."""
+  from data.search import ToolCall, execute, tool_call_text
+  from data.world import knowledge_base
+  world = World(SMALL_CONFIG)
+  asked = [e for e in world.split("eval") if e.meta.get("search_only")][:5]
+  engine = world.search_engine
+
+  def searched(example, entity):
+    query = knowledge_base.RELATIONS[example.meta["relation"]].query.format(e=entity)
+    call = ToolCall("search", query)
+    return f"<think>I will search.</think> {tool_call_text(call)}{execute(call, engine, k=2)}"
+
+  def answer(value):
+    return f"<think>Done.</think> The answer is {value}. <confidence>9</confidence>"
+
+  other = asked[-1].meta["entity"]
+  wrong = "Zzz" if asked[1].gold != "Zzz" else "Yyy"
+  read = ToolCall("read", asked[4].meta["doc_id"])
+  responses = [
+      searched(asked[0], asked[0].meta["entity"]) + answer(asked[0].gold),  # shown, right
+      searched(asked[1], asked[1].meta["entity"]) + answer(wrong),          # shown, wrong
+      searched(asked[2], other) + answer(asked[2].gold),                   # a lucky guess
+      answer(wrong),                                                        # no search
+      f"{tool_call_text(read)}{execute(read, engine)}" + answer(asked[4].gold),  # a read
+  ]
+  assert asked[2].meta["doc_id"] not in searched(asked[2], other)  # Not shown, indeed.
+  metrics = evaluation.score(asked, responses, [10] * 5)
+  assert [oracle_label(e, r).knowledge for e, r in zip(asked, responses)] == [
+      "TRUE", "FALSE", "TRUE", "FALSE", "TRUE"]
+  assert math.isclose(metrics["knowledge_accuracy_search_only"], 3 / 5)
+  assert math.isclose(metrics["search_call_rate"], 3 / 5)
+  assert math.isclose(metrics["search_found_rate"], 3 / 5)
+  assert math.isclose(metrics["search_read_accuracy"], 2 / 3)
+  # No search-only prompt was shown its document: the reading accuracy is undefined.
+  none = evaluation.score(asked[3:4], responses[3:4], [10])
+  assert none["search_found_rate"] == 0.0 and math.isnan(none["search_read_accuracy"])
+
+
 def test_evaluate_batches_and_keeps_order():
   traces = _traces()[:10]
   seen = []

@@ -66,3 +66,26 @@ def test_judge_groups_must_cover_every_judge(tmp_path):
   config.judges.groups = (("safety", "value"), ("knowledge",))
   with pytest.raises(ValueError, match=r"leaves out \['helpfulness'\]"):
     stages.run_judges(ladder.Ladder(config, tmp_path), None)
+
+
+def test_findings_state_the_acceptance_comparisons_with_their_numbers():
+  point = lambda **m: dict({"safety": 0.2, "capability": 0.3, "general_accuracy": 0.4,
+                            "knowledge_accuracy": 0.1, "value_accuracy": 0.5, "safe_rate": 0.2,
+                            "response_length": 40.0, "knowledge_accuracy_search_only": 0.05,
+                            "false_certain_rate": 0.6}, **m)
+  points = [("CoT-SFT", point()), ("M³-RL B", point(safety=0.25, general_accuracy=0.5)),
+            ("CALE", point(response_length=30.0)),
+            ("Search RL", point(knowledge_accuracy_search_only=0.1, false_certain_rate=0.0,
+                                search_call_rate=0.5, search_found_rate=0.25,
+                                search_read_accuracy=float("nan")))]
+  assert stages.findings(points) == [
+      "M³-RL vs CoT-SFT: safety 0.200 -> 0.250, capability (general + knowledge) 0.300 -> "
+      "0.300, general accuracy 40.0% -> 50.0%.",
+      "CALE: mean response length 40.0 -> 30.0 tokens (25% shorter); mean accuracy 32.5% -> "
+      "30.0%.",
+      "Search RL: search-only facts 5.0% -> 10.0%; false-certain rate 60.0% -> 0.0%.",
+      "Search funnel after search RL (search-only prompts): called search 50.0%, shown the "
+      "fact's document 25.0%, right when shown it –."]
+  # Without the world's funnel (a run scored by its judges), no funnel line.
+  del points[-1][1]["search_call_rate"]
+  assert len(stages.findings(points)) == 3

@@ -2,8 +2,8 @@
 
 import pytest
 
-from data.search import (Document, SearchEngine, ToolCall, ToolCallError, execute,
-                         find_tool_calls, parse_search_results, parse_tool_call, pending_call,
+from data.search import (Document, SearchEngine, ToolCall, ToolCallError, documents_shown,
+                         execute, find_tool_calls, parse_search_results, parse_tool_call, pending_call,
                          strip_tool_blocks, tool_call_text)
 
 ENGINE = SearchEngine([
@@ -57,3 +57,18 @@ def test_parse_search_results_of_several_hits():
   body = execute(ToolCall("search", "Vorla Tarko"), ENGINE, k=2)[len("<tool_response>"):-len(
       "</tool_response>")]
   assert parse_search_results(body) == hits and len(hits) == 2
+
+
+def test_documents_shown_are_the_hits_and_the_reads_that_were_answered():
+  search = tool_call_text(ToolCall("search", "capital of Vorla"))
+  read = tool_call_text(ToolCall("read", "d1"))
+  text = (f"<think>a</think> {search}{execute(ToolCall('search', 'capital of Vorla'), ENGINE)}"
+          f"{read}{execute(ToolCall('read', 'd1'), ENGINE)} The answer is Mekit.")
+  assert documents_shown(text) == {"d0", "d1"}
+  # An error, a search without hits, or a call still pending shows nothing.
+  bad_read = tool_call_text(ToolCall("read", "d7"))
+  assert documents_shown(f"{bad_read}{execute(ToolCall('read', 'd7'), ENGINE)}") == set()
+  assert documents_shown(f"{search}<tool_response>no results</tool_response>") == set()
+  assert documents_shown(f"<think>a</think> {read}") == set()
+  # Text that only names a doc id (the policy writing "[d0]" itself) is not a response.
+  assert documents_shown("<think>[d0] Vorla: The capital of Vorla is Mekit.</think>") == set()
