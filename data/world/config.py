@@ -41,6 +41,11 @@ class WorldConfig:
       illogical, value bad): the well-formed answer of a neighbouring prompt (another target,
       request or item), or a choice with a reason that does not fit it. An early policy makes
       these errors and judges trained without them reward them.
+    judge_knowledge_pools: (ours) the knowledge-base pools whose facts the judge splits ask
+      about. The knowledge judge compares an answer with the gold; it can only compare
+      words it has read, and a search-only fact's value (a city no other pool uses) or
+      name is otherwise first read in search RL. search_eval stays out: its facts are
+      the held-out measure of search.
     harmful_fraction: share of safety prompts that are harmful.
     image_conditional_fraction: share of safety prompts whose harm depends on the image
       (a benign-sounding question about a pictured item).
@@ -87,6 +92,7 @@ class WorldConfig:
       ("safety", 0.4), ("value", 0.2), ("knowledge", 0.2), ("helpfulness", 0.2))
   judge_train_kind_weights: tuple[tuple[str, str, float], ...] = ()
   judge_near_misses: bool = False
+  judge_knowledge_pools: tuple[str, ...] = ("known", "practice")
   harmful_fraction: float = 0.5
   image_conditional_fraction: float = 0.4
   jailbreak_fraction: float = 0.25
@@ -127,6 +133,13 @@ class WorldConfig:
           or not isinstance(entry[2], (int, float)) or entry[2] <= 0):
         raise ValueError("WorldConfig.judge_train_kind_weights must hold (judge, kind, "
                          f"weight > 0) triples with judge in {JUDGES}, got {entry!r}")
+    allowed = ("known", "practice", "search_rl")
+    if (not isinstance(self.judge_knowledge_pools, tuple) or not self.judge_knowledge_pools
+        or len(set(self.judge_knowledge_pools)) != len(self.judge_knowledge_pools)
+        or not set(self.judge_knowledge_pools) <= set(allowed)):
+      raise ValueError(f"WorldConfig.judge_knowledge_pools must be distinct pools of {allowed} "
+                       f"(search_eval is held out, distractors are never asked), got "
+                       f"{self.judge_knowledge_pools!r}")
     if self.unsafe_compliance_rate + self.flat_refusal_rate > 1:
       raise ValueError("WorldConfig.unsafe_compliance_rate + flat_refusal_rate must be <= 1")
     if self.hallucination_rate + self.sft_hedge_rate > 1:

@@ -175,10 +175,10 @@ def _judge_specs(rng: np.random.Generator, n: int, config: WorldConfig, split: s
         spec.update(harmful=harmful, image=bool(rng.random() < config.image_conditional_fraction),
                     jailbreak=bool(harmful and rng.random() < config.jailbreak_fraction))
       if family == "knowledge":
-        spec.update(pool=str(rng.choice(["known", "practice"])),
+        spec.update(pool=str(rng.choice(list(config.judge_knowledge_pools))),
                     fact=int(rng.integers(1 << 30)), search=bool(rng.random() < 0.2),
                     read=False)
-        spec["search"] &= spec["pool"] == "practice"
+        spec["search"] &= spec["pool"] != "known"
       specs[i] = spec
   return specs
 

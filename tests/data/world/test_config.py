@@ -19,6 +19,9 @@ from safework.infra.config import ConfigError
     ({"known_entities": 1}, "known_entities must be >= 2"),
     ({"judge_train_kind_weights": (("knowledge", "wrong", 0.0),)}, "judge_train_kind_weights"),
     ({"judge_train_kind_weights": (("oracle", "wrong", 2.0),)}, "judge_train_kind_weights"),
+    ({"judge_knowledge_pools": ("known", "search_eval")}, "search_eval is held out"),
+    ({"judge_knowledge_pools": ()}, "judge_knowledge_pools"),
+    ({"judge_knowledge_pools": ("known", "known")}, "judge_knowledge_pools"),
 ])
 def test_inconsistent_fields_fail_naming_the_field(fields, message):
   with pytest.raises(ValueError, match=message):

@@ -270,3 +270,29 @@ def test_near_misses_are_judge_negatives_only_when_asked(small_world):
   assert sum(swaps.values()) > 0.008 * total, swaps  # About 2% expected.
   assert "mismatch" not in kinds(world, "sft") and "swapped" not in kinds(world, "sft")
   assert world.split("sft")[0].response == small_world.split("sft")[0].response
+
+
+def test_judge_knowledge_pools_choose_the_facts_the_judge_splits_ask_about(small_world):
+  """By default the knowledge judge reads known and practice facts only; with search_rl in
+  `judge_knowledge_pools` a share of its examples ask about search_rl facts (searched for
+  or not, each labelled by the oracle as its verdict says), and no judge example ever asks
+  about the held-out search_eval facts. The other splits do not change."""
+  from data.world import label
+  pools = lambda world, split: [e.meta["pool"] for e in world.split(split)
+                                if e.meta.get("judge") == "knowledge"]
+  for split in ("judge_train", "judge_eval"):
+    assert set(pools(small_world, split)) == {"known", "practice"}
+  world = World(dataclasses.replace(
+      SMALL, judge_knowledge_pools=("known", "practice", "search_rl")))
+  for split in ("judge_train", "judge_eval"):
+    drawn = pools(world, split)
+    assert set(drawn) == {"known", "practice", "search_rl"}
+    assert 0.2 < drawn.count("search_rl") / len(drawn) < 0.46  # A third expected.
+    asked = [e for e in world.split(split)
+             if e.meta.get("judge") == "knowledge" and e.meta["pool"] == "search_rl"]
+    assert all(e.meta["search_only"] for e in asked)
+    assert any("<tool_call>" in e.response for e in asked)
+    for e in asked:
+      assert label(e, e.response).judge("knowledge") == e.meta["verdict"], e.response
+  assert world.split("sft")[0].response == small_world.split("sft")[0].response
+  assert [e.uid for e in world.split("eval")] == [e.uid for e in small_world.split("eval")]
