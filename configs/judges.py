@@ -49,6 +49,11 @@ def section(args):
       # (ours) First-fit several judging prompts into each training row.
       "pack": True,
       "eval_examples": 800,  # Held-out judge examples for the accuracy table.
+      # How each judge's verdict probabilities become its reward (verifiers.verdicts
+      # ScoringConfig.mode): "expected", the paper's soft scores, or "argmax", the score
+      # of the most probable verdict.
+      "scoring": {name: "expected" for name in ("safety", "value", "knowledge",
+                                                "helpfulness")},
   })
 
 

@@ -30,7 +30,7 @@ from rl.sampling_methods import Greedy, Temperature
 from safework import audit, evaluation, generation, judge_refresh
 from safework.infra import checkpoint, config as infra_config, sharding
 from verifiers import (false_certain, judge_training, judges, judges_hf, judges_inputs,
-                       judges_prompts, recipes)
+                       judges_prompts, recipes, verdicts)
 
 
 # ------------------------------------------------------------------------------- data
@@ -208,8 +208,7 @@ def load_judges(ladder, params=None) -> dict[str, judges.Judge]:
   if cfg.hf_checkpoint:
     model = judges_hf.load_judge_model(cfg.hf_checkpoint, ladder.tokenizer, _judge_inputs(ladder),
                                        mesh=ladder.mesh, rules=ladder.rules)
-    return {name: judges.Judge(model, judge_config)
-            for name, judge_config in judges.DEFAULT_JUDGES.items()}
+    return {name: judges.Judge(model, _judge_config(ladder, name)) for name in judges.DEFAULT_JUDGES}
   model_config = _judge_model_config(ladder)
   out = {}
   for group in _judge_groups(ladder):
@@ -229,8 +228,21 @@ def load_judges(ladder, params=None) -> dict[str, judges.Judge]:
           "config.judges.hf_checkpoint")
     model = judges.JudgeModel(model_config, group_params, ladder.tokenizer,
                               _judge_inputs(ladder), mesh=ladder.mesh, rules=ladder.rules)
-    out.update({name: judges.Judge(model, judges.DEFAULT_JUDGES[name]) for name in group})
+    out.update({name: judges.Judge(model, _judge_config(ladder, name)) for name in group})
   return out
+
+
+def _judge_config(ladder, name: str) -> judges.JudgeConfig:
+  """The default judge `name`, scored as `config.judges.scoring` says (mode by judge)."""
+  scoring = dict(ladder.config.judges.get("scoring") or {})
+  unknown = sorted(set(scoring) - set(judges.DEFAULT_JUDGES))
+  if unknown:
+    raise ValueError(f"config.judges.scoring names unknown judges {unknown}; judges: "
+                     f"{sorted(judges.DEFAULT_JUDGES)}")
+  config = judges.DEFAULT_JUDGES[name]
+  if name not in scoring:
+    return config
+  return dataclasses.replace(config, scoring=verdicts.ScoringConfig(mode=scoring[name]))
 
 
 def run_judge_refresh(ladder, params):

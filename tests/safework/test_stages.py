@@ -52,6 +52,23 @@ def test_judge_stage_trains_each_group_once_and_serves_every_judge(tmp_path, mon
   assert "Value judge reason check: the proper answer scored above the same letter with the " \
          "bad option's reason" in metrics["judge_table"]
   assert served["safety"].model is served["value"].model is not served["knowledge"].model
+  # config.judges.scoring: the knowledge judge scored by its most probable verdict.
+  items = [judges.Item(p.question, judges_prompts.final_answer(p.response), p.gold, p.meta)
+           for p in run.world.split("judge_eval") if p.meta["judge"] == "knowledge"][:16]
+  soft = served["knowledge"].score_items(items).scores
+  config.judges.scoring.knowledge = "argmax"
+  hard = stages.load_judges(ladder.Ladder(config, tmp_path))
+  assert hard["knowledge"].config.scoring.mode == "argmax"
+  assert hard["value"].config.scoring.mode == "expected"
+  # 1 where TRUE is the more probable verdict token, else 0; the soft score lies between.
+  probs, _, _ = served["knowledge"].verdict_probabilities(items)
+  np.testing.assert_array_equal(hard["knowledge"].score_items(items).scores,
+                                (probs[:, 0] > probs[:, 1]).astype(np.float32))
+  assert not np.isin(soft, (0.0, 1.0)).any()
+  config.judges.scoring = {"knowledge": "argmax", "oracle": "argmax"}
+  with pytest.raises(ValueError, match=r"scoring names unknown judges \['oracle'\]"):
+    stages.load_judges(ladder.Ladder(config, tmp_path))
+  config.judges.scoring = {}
 
   # An interrupted stage: the knowledge model was lost, the other is on disk.
   for path in sorted((tmp_path / "judges" / "knowledge").glob("**/*"), reverse=True):
