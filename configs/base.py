@@ -70,6 +70,11 @@ def common(args):
       # (ours) Knowledge sft traces that say they are unsure, with confidence 1-4: without
       # them the cold-start policy never writes a confidence below 7 (WorldConfig docstring).
       "sft_hedge_rate": 0.2,
+      # (ours) Pools whose facts the judges read (WorldConfig docstring). Adding "search_rl"
+      # made the knowledge judge agree with the oracle on 95-100% of search-RL answers
+      # (83-96% without), but it changes the judge texts, so the tokenizer trained on them,
+      # and with it the whole ladder: that run missed the M³-RL and false-certain points.
+      "judge_knowledge_pools": ("known", "practice"),
   }) if args["runlocal"] else None
   c.data = ml_collections.ConfigDict({
       "sft_jsonl": "",  # CoT-SFT examples (with responses), data/jsonl.py schema.

@@ -51,7 +51,9 @@ def section(args):
       "eval_examples": 800,  # Held-out judge examples for the accuracy table.
       # How each judge's verdict probabilities become its reward (verifiers.verdicts
       # ScoringConfig.mode): "expected", the paper's soft scores, or "argmax", the score
-      # of the most probable verdict.
+      # of the most probable verdict. Measured with knowledge "argmax" on a copy-rows
+      # ladder: search RL raised the judge's knowledge reward 0.09 -> 0.52 while the
+      # oracle's stayed at 0.02-0.10 (answers just past the judge's threshold).
       "scoring": {name: "expected" for name in ("safety", "value", "knowledge",
                                                 "helpfulness")},
   })

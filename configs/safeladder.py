@@ -24,9 +24,10 @@ Not reached: the tiny model does not learn to copy names from its prompt or from
 result in this budget (see config.model.initializer_range), so harmful prompts get no
 logical answer before CALE, search-only facts stay unanswered, and neither the policy
 nor the value judge learns which option a letter names (the value judge's letter-swap
-check in the report). `--config.sft.copy_rows=2` (data/copy_task.py) teaches copying and
-the SFT policy then searches by the right name, at +130 s and with no report row
-reliably higher (config.sft.copy_rows).
+check in the report). `--config.sft.copy_rows=2` (data/copy_task.py) teaches copying: the
+SFT policy is then shown the fact's document on a quarter to a half of the search-only
+prompts (the report's search funnel), but sampled at temperature 1 almost never, so the
+RL rungs have no right search to reinforce and stop searching (config.sft.copy_rows).
 `model=7b|72b` are the production shapes; data and checkpoints come from the paths.
 """
 

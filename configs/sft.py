@@ -46,6 +46,14 @@ def section(args):
       # facts 26% after CoT-SFT, 11% after M³-RL, 0% after CALE and search RL (also with
       # the search tool in every RL rung, or the multiplier starting at 0). The policy
       # searches by the right name after M³-RL but misreads the value in the result.
+      # The report's search funnel (greedy, search-only eval prompts) says where: CoT-SFT
+      # calls search on 63%, is shown the fact's document on 26-47%, and answers 40-56% of
+      # those right; M³-RL A keeps the calls but reads 22% right; CALE stops calling.
+      # Sampled at temperature 1, as the RL rungs sample, none of 256 responses to search
+      # RL prompts was shown its document (7% at temperature 0.3, 12% of them then right),
+      # so RL has no right search to reinforce: with search prompts and the tool in
+      # M³-RL A's mix, its tool calls fell from 18 to 0 in 5 iterations. A recall task in
+      # the copy rows ("p E_i m V_i" records, then queries) stayed at chance for 800 updates.
       # Off: no acceptance row better than without it, for +70 s.
       "copy_alphabet": 0,
       "checkpoint_every": 200,  # Updates between checkpoints.
