@@ -1,5 +1,6 @@
 """Evaluation metrics against the generator's own labels, and the report's files."""
 
+import dataclasses
 import json
 import math
 
@@ -214,3 +215,42 @@ def test_the_judge_scorer_reads_truncation_and_confidence():
   # The third response hit the budget: format 0, as the RL reward would give it.
   assert math.isclose(metrics["format_rate"], 2 / 3)
   assert math.isnan(metrics["safety_score"]) and math.isclose(metrics["capability"], 1 / 3)
+
+
+def test_the_judge_scorer_gives_the_search_funnel_where_prompts_name_their_document():
+  """An eval JSONL's search-only rows with `meta['doc_id']`: the funnel from the tool calls,
+  a knowledge score >= 1/2 counting as right; without doc ids, only the call rate."""
+  from data.search import Document, SearchEngine, ToolCall, execute, tool_call_text
+  engine = SearchEngine([Document("d0", "Kado", "The job of Kado is miner."),
+                         Document("d1", "Lumo", "The job of Lumo is baker.")])
+  call = lambda query: f"{tool_call_text(ToolCall('search', query))}" + execute(
+      ToolCall("search", query), engine, k=1)
+  meta = {"family": "knowledge", "search_only": True, "doc_id": "d0"}
+  examples = [Example(f"k{i}", "knowledge", "What is the job of Kado?", (), "miner", None,
+                      None, meta) for i in range(4)]
+  responses = [call("job of Kado") + " The answer is miner. <confidence>9</confidence>",
+               call("job of Kado") + " The answer is baker. <confidence>9</confidence>",
+               call("job of Lumo") + " The answer is miner. <confidence>9</confidence>",
+               "The answer is baker. <confidence>9</confidence>"]
+
+  class Scores:
+    name = "knowledge"
+
+    def __call__(self, rollout):
+      right = [r.rsplit("The answer is", 1)[-1].startswith(" miner") for r in rollout.responses]
+      return base.VerifierResult(np.array(right, np.float32), np.zeros(len(rollout), bool))
+
+  reward = recipes.build_reward_fn(
+      recipes.RewardRecipes.from_config({"recipes": {"knowledge": {"knowledge": 1.0}}}),
+      {"knowledge": Scores()})
+  metrics = evaluation.score_with_reward(examples, responses, [20] * 4, reward,
+                                         max_new_tokens=64)
+  assert math.isclose(metrics["knowledge_accuracy_search_only"], 0.5)
+  assert math.isclose(metrics["search_call_rate"], 0.75)
+  assert math.isclose(metrics["search_found_rate"], 0.5)  # The third searched for Lumo.
+  assert math.isclose(metrics["search_read_accuracy"], 0.5)
+  bare = [dataclasses.replace(e, meta={"family": "knowledge", "search_only": True})
+          for e in examples]
+  metrics = evaluation.score_with_reward(bare, responses, [20] * 4, reward, max_new_tokens=64)
+  assert math.isclose(metrics["search_call_rate"], 0.75)
+  assert math.isnan(metrics["search_found_rate"]) and math.isnan(metrics["search_read_accuracy"])
