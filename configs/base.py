@@ -94,6 +94,10 @@ def common(args):
       "batch_size": 64,  # Prompts per generation batch.
       "max_new_tokens": 128 if args["runlocal"] else 8192,  # Response budget, tokens.
       "max_prompt_tokens": 128 if args["runlocal"] else 8192,  # Prompt budget, tokens.
+      # Confidence-weighted voting (METHOD.md §4): each prompt's answer is the vote winner
+      # of this many sampled trajectories (0: one greedy response, as the report's rows).
+      "vote_samples": 0,
+      "vote_temperature": 1.0,  # Sampling temperature of the voted trajectories.
   })
   return c
 

@@ -9,6 +9,13 @@ run's judges and rule verifiers on `config.data.eval_jsonl` (safework/evaluation
 `initial` (config.model.checkpoint, or the random initialisation). Prints the metrics as
 JSON and writes them to --out when given.
 
+With `--config.eval.vote_samples=M` each prompt's answer is the winner of the
+confidence-weighted vote over M sampled trajectories (METHOD.md §4; verifiers/voting.py),
+sampled at `--config.eval.vote_temperature`:
+
+  python -m launch.evaluate --config=configs/safeladder.py:runlocal --workdir=/tmp/safeladder \
+      --stage=search --config.eval.vote_samples=8
+
 With `--step_candidates=K` the answers come from the value-guided step search of
 METHOD.md §5.1 instead (safework/step_search.py): K candidates per step, scored by the
 run's judges mixed per prompt category (verifiers/value_model.py), `--step_beams` kept:

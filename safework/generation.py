@@ -4,6 +4,7 @@ functions as RL, used by evaluation, chat and the report.
   generate = Generator(model_config, tokenizer, pipeline_config, rollout_fn)
   texts, lengths = generate(params, examples, rng)        # the first sample of each
   samples = generate.all_samples(params, examples, rng)   # every sample, per example
+  texts, lengths = generate.voted(params, examples, rng)  # each prompt's vote winner
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from data.pipeline_config import PipelineConfig
 from data.tokenizer import Tokenizer
 from models.config import ModelConfig
 from rl import rollout as rollout_lib
+from verifiers import voting
 
 
 @dataclasses.dataclass
@@ -49,6 +51,20 @@ class Generator:
     order; an empty list for an example the pipeline skips."""
     samples = self._samples(params, examples, rng)
     return [[t for t, _ in samples.get(e.uid, [])] for e in examples]
+
+  def voted(self, params, examples: Sequence[Example], rng: jax.Array
+            ) -> tuple[list[str], list[int]]:
+    """Per example in order, the sample that the confidence-weighted vote over its samples
+    elects (`verifiers.voting`, METHOD.md §4: score(a) = Σ_j conf_j · 1[a_j = a]; its first
+    trajectory giving the winning answer), and its token count; the first sample when no
+    sample gives an answer, an empty response for an example the pipeline skips."""
+    samples = self._samples(params, examples, rng)
+    out = []
+    for example in examples:
+      options = samples.get(example.uid, [("", 0)])
+      index = voting.vote_responses([text for text, _ in options]).index
+      out.append(options[index or 0])
+    return [t for t, _ in out], [n for _, n in out]
 
   def _samples(self, params, examples, rng) -> dict[str, list[tuple[str, int]]]:
     by_uid = {}

@@ -355,7 +355,9 @@ def evaluate(ladder, params, rollout_fn: rollout.RolloutFn | None = None) -> dic
   """Greedy responses to held-out prompts, with the search tool on offer when there is a
   corpus (every checkpoint is measured the same way), or those of `rollout_fn` (e.g.
   `safework.step_search`): the world's eval split scored by its oracle, or else
-  `data.eval_jsonl` scored by the judges and rule verifiers."""
+  `data.eval_jsonl` scored by the judges and rule verifiers. With
+  `config.eval.vote_samples` = m > 0, each prompt's response is instead the winner of the
+  confidence-weighted vote over m trajectories sampled at `config.eval.vote_temperature`."""
   cfg = ladder.config.eval
   if ladder.world is not None:
     examples, scorer = ladder.world.split("eval"), evaluation.score
@@ -369,9 +371,14 @@ def evaluate(ladder, params, rollout_fn: rollout.RolloutFn | None = None) -> dic
   else:
     logging.warning("no world and no config.data.eval_jsonl: the evaluation is skipped")
     return {}
-  sampling = rollout.SamplingConfig(num_samples=1, max_new_tokens=cfg.max_new_tokens,
-                                    method=Greedy(),
-                                    stop_tokens=(ladder.tokenizer.special.im_end,))
+  votes = cfg.get("vote_samples", 0)
+  if votes and rollout_fn is not None:
+    raise ValueError("config.eval.vote_samples votes over the policy's sampled trajectories; "
+                     "set it to 0 with another rollout (e.g. the step search)")
+  sampling = rollout.SamplingConfig(
+      num_samples=max(votes, 1), max_new_tokens=cfg.max_new_tokens,
+      method=Temperature(cfg.get("vote_temperature", 1.0)) if votes else Greedy(),
+      stop_tokens=(ladder.tokenizer.special.im_end,))
   generate = generation.Generator(
       ladder.model_config, ladder.tokenizer,
       PipelineConfig(mode="prompt", batch_size=cfg.batch_size, max_tokens=cfg.max_prompt_tokens,
@@ -380,8 +387,9 @@ def evaluate(ladder, params, rollout_fn: rollout.RolloutFn | None = None) -> dic
       rollout_fn or _rollout_fn(ladder, sampling, use_tool=True))
   rng = jax.random.key(ladder.config.seed)
   with sharding.activate(ladder.mesh, ladder.rules):
+    answer = generate.voted if votes else generate
     return evaluation.evaluate(
-        examples, lambda ex: generate(params, ex, rng),
+        examples, lambda ex: answer(params, ex, rng),
         evaluation.EvalConfig(num_examples=cfg.num_examples, batch_size=cfg.batch_size,
                               max_new_tokens=cfg.max_new_tokens), scorer)
 

@@ -5,6 +5,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 
 from data import jsonl
 from data.example import Example
@@ -254,3 +255,41 @@ def test_the_judge_scorer_gives_the_search_funnel_where_prompts_name_their_docum
   metrics = evaluation.score_with_reward(bare, responses, [20] * 4, reward, max_new_tokens=64)
   assert math.isclose(metrics["search_call_rate"], 0.75)
   assert math.isnan(metrics["search_found_rate"]) and math.isnan(metrics["search_read_accuracy"])
+
+
+def test_the_ladder_evaluation_votes_over_sampled_trajectories_when_asked(tmp_path, monkeypatch):
+  """config.eval.vote_samples = m: m trajectories per prompt at vote_temperature, each
+  prompt answered by its vote winner (Generator.voted); 0 keeps one greedy response."""
+  from rl.sampling_methods import Greedy, Temperature
+  config = shrunken()
+  config.eval.num_examples = 6
+  run = ladder.Ladder(config, tmp_path)
+  seen = {}
+
+  def rollout_fn(ladder_, sampling, use_tool):
+    seen["sampling"] = sampling
+    return "rollout"
+
+  class Replay:
+    def __init__(self, *args):
+      pass
+
+    def __call__(self, params, examples, rng):
+      seen["answered_by"] = "greedy"
+      return [e.gold or "" for e in examples], [1] * len(examples)
+
+    def voted(self, params, examples, rng):
+      seen["answered_by"] = "vote"
+      return [e.gold or "" for e in examples], [1] * len(examples)
+
+  monkeypatch.setattr(stages, "_rollout_fn", rollout_fn)
+  monkeypatch.setattr(stages.generation, "Generator", Replay)
+  stages.evaluate(run, params=None)
+  assert seen["answered_by"] == "greedy" and seen["sampling"].num_samples == 1
+  assert isinstance(seen["sampling"].method, Greedy)
+  config.eval.update(vote_samples=5, vote_temperature=0.7)
+  metrics = stages.evaluate(run, params=None)
+  assert seen["answered_by"] == "vote" and seen["sampling"].num_samples == 5
+  assert seen["sampling"].method == Temperature(0.7) and metrics["num_examples"] == 6
+  with pytest.raises(ValueError, match="vote_samples votes over the policy's sampled"):
+    stages.evaluate(run, params=None, rollout_fn="a step-search rollout")

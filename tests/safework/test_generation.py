@@ -31,3 +31,41 @@ def test_a_partial_last_batch_gives_the_same_responses_as_full_batches():
   assert texts == [t[0][0] for t in alone]
   assert lengths == [t[1][0] for t in alone]
   assert all(n > 0 for n in lengths)
+
+
+def test_voted_answers_are_the_confidence_weighted_winners_of_each_prompts_samples():
+  """Each prompt gets the trajectory that the vote elects: the larger summed confidence
+  wins over the more frequent answer, no confidence at all is a plain majority, and a
+  prompt whose samples give no answer keeps its first sample."""
+  import types
+
+  import numpy as np
+
+  tokenizer = tiny_tokenizer()
+  config = tiny_model_config(tokenizer)
+  examples = [e for e in tiny_world().split("eval") if not e.images][:3]
+  answer = lambda word, conf="": (f"<think>a</think> The answer is {word}. "
+                                  + (f"<confidence>{conf}</confidence>" if conf else ""))
+  samples = [[answer("miner", 2), answer("baker", 9), answer("miner", 3)],
+             ["<think>only thinking</think>", "<think>more thinking</think>", ""],
+             [answer("miner"), answer("baker"), answer("baker")]]
+  width = 64
+
+  def replay(params, prompts, rng):
+    texts = [t for i, row in enumerate(prompts.rows) if row is not None
+             for t in samples[[e.uid for e in examples].index(row.uid)]]
+    ids = [tokenizer.encode(t) for t in texts]
+    assert [tokenizer.decode(i) for i in ids] == texts  # The texts round-trip.
+    tokens = np.zeros((len(ids), width), np.int32)
+    for n, row in enumerate(ids):
+      tokens[n, :len(row)] = row
+    out = types.SimpleNamespace(tokens_bt=tokens, lengths_b=np.array([len(r) for r in ids]))
+    return rollout.Generation(prompts, out, 3)
+
+  generate = generation.Generator(
+      config, tokenizer, PipelineConfig(mode="prompt", batch_size=3, max_tokens=160,
+                                        max_patches=64, max_images=1), replay)
+  texts, lengths = generate.voted(None, examples, jax.random.key(0))
+  assert texts == [samples[0][1], samples[1][0], samples[2][1]]
+  assert lengths == [len(tokenizer.encode(t)) for t in texts]
+  assert generate(None, examples, jax.random.key(0))[0] == [s[0] for s in samples]
