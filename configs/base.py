@@ -96,6 +96,10 @@ def common(args):
       "max_prompt_tokens": 128 if args["runlocal"] else 8192,  # Prompt budget, tokens.
       # Confidence-weighted voting (METHOD.md §4): each prompt's answer is the vote winner
       # of this many sampled trajectories (0: one greedy response, as the report's rows).
+      # Measured on the demo's search-RL checkpoint, 8 votes: at temperature 1 the
+      # false-certain rate 0% -> 44% and value accuracy 38% -> 12% (the tiny policy's
+      # samples are worse than its greedy answer, and the vote elects confident ones); at
+      # 0.5 false-certain 12%, the other rows as greedy.
       "vote_samples": 0,
       "vote_temperature": 1.0,  # Sampling temperature of the voted trajectories.
   })
