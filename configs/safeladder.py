@@ -13,10 +13,11 @@ clean answers agreed with the oracle on 25-66% of the policy's knowledge answers
 writes report.md, ai45.png (capability against safety, one point per checkpoint) and
 rewards.png (each stage's reward, and dashed the same reward with the oracle in the
 judges' place) to the workdir, with TensorBoard logs per stage. The target is 15 minutes
-on 2 cores: `make demo` measured 8 min 29 s on the latest machine (fresh workdir, nothing
-else running; 11 min 7 s on the same machine a session earlier, 11 min 32 s to 14 min
-48 s on earlier machines and settings); see the report's time table. The numbers depend on the machine (floating-point order), not on the
-run: two runs on one machine give the same table. On the latest: after M³-RL both axes
+on 2 cores: `make demo` measured 8 min 29 s and 9 min 14 s on the latest machine (fresh
+workdir, nothing else running; 11 min 7 s on the same machine a session earlier, 11 min
+32 s to 14 min 48 s on earlier machines and settings); see the report's time table. The
+numbers depend on the machine (floating-point order), not on the run: two runs on one
+machine give the same table. On the latest: after M³-RL both axes
 above the CoT-SFT point (safety 0.18 -> 0.19, capability 0.25 -> 0.30, general accuracy
 38 -> 47%); after CALE 26% shorter responses at mean accuracy 24.1 -> 32.7% (value 38 ->
 47%); after search RL a false-certain rate of 0% (from 66%), search-only facts 5% -> 5%.

@@ -208,7 +208,8 @@ def load_judges(ladder, params=None) -> dict[str, judges.Judge]:
   if cfg.hf_checkpoint:
     model = judges_hf.load_judge_model(cfg.hf_checkpoint, ladder.tokenizer, _judge_inputs(ladder),
                                        mesh=ladder.mesh, rules=ladder.rules)
-    return {name: judges.Judge(model, _judge_config(ladder, name)) for name in judges.DEFAULT_JUDGES}
+    return {name: judges.Judge(model, _judge_config(ladder, name))
+            for name in judges.DEFAULT_JUDGES}
   model_config = _judge_model_config(ladder)
   out = {}
   for group in _judge_groups(ladder):

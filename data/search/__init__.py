@@ -8,9 +8,8 @@ from data.search.tool_calls import (
     strip_tool_blocks, tool_call_text, tool_response_text)
 
 __all__ = [
-    "Document", "SearchEngine", "SearchResult", "TOOLS", "ToolCall", "ToolCallError", "documents_shown",
-    "execute",
-    "find_tool_calls", "format_read", "format_search_results", "parse_search_results",
-    "parse_tool_call", "pending_call", "strip_tool_blocks", "tool_call_text",
-    "tool_response_text",
+    "Document", "SearchEngine", "SearchResult", "TOOLS", "ToolCall", "ToolCallError",
+    "documents_shown", "execute", "find_tool_calls", "format_read", "format_search_results",
+    "parse_search_results", "parse_tool_call", "pending_call", "strip_tool_blocks",
+    "tool_call_text", "tool_response_text",
 ]

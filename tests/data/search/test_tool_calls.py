@@ -3,8 +3,8 @@
 import pytest
 
 from data.search import (Document, SearchEngine, ToolCall, ToolCallError, documents_shown,
-                         execute, find_tool_calls, parse_search_results, parse_tool_call, pending_call,
-                         strip_tool_blocks, tool_call_text)
+                         execute, find_tool_calls, parse_search_results, parse_tool_call,
+                         pending_call, strip_tool_blocks, tool_call_text)
 
 ENGINE = SearchEngine([
     Document("d0", "Vorla", "Vorla is a country. The capital of Vorla is Mekit."),
