@@ -39,6 +39,18 @@ def _cell(value, fmt: str) -> str:
       fmt.format(value)
 
 
+def _row(key: str, title: str, fmt: str, metrics: Sequence[Mapping[str, float]]) -> str:
+  """One table row. Where the metrics give `n/<key>` (the prompts a value is a mean over),
+  the title says it when every checkpoint has the same count, else each cell does."""
+  counts = [m.get(f"n/{key}") for m in metrics]
+  cells = [_cell(m.get(key), fmt) for m in metrics]
+  if all(n is not None for n in counts) and len(set(counts)) == 1:
+    title = f"{title} (n={counts[0]:.0f})"
+  else:
+    cells = [c if n is None or c == "–" else f"{c} (n={n:.0f})" for c, n in zip(cells, counts)]
+  return f"| {title} | " + " | ".join(cells) + " |"
+
+
 def ai45_plot(points: Sequence[tuple[str, Mapping[str, float]]], path: pathlib.Path) -> None:
   fig, ax = plt.subplots(figsize=(5.5, 5.5))
   ax.plot([0, 1], [0, 1], linestyle="--", color="0.7", label="AI-45° line")
@@ -72,7 +84,8 @@ def reward_plot(curves: Mapping[str, Sequence[tuple[int, float]]], path: pathlib
               color=line.get_color(), label=f"{stage} (oracle)")
     offset = steps[-1]
   ax.set(xlabel="RL iteration (stages in sequence)", ylabel="mean reward", title="Reward")
-  ax.legend()
+  if ax.lines:  # A ladder with no RL stage yet has no curve to name.
+    ax.legend()
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
@@ -101,8 +114,7 @@ def write(directory: pathlib.Path, points: Sequence[tuple[str, Mapping[str, floa
   lines = ["# SafeLadder report", "",
            f"Held-out evaluation after each rung, scored {scored_by}.", "",
            "| metric | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-  for key, title, fmt in ROWS:
-    lines.append(f"| {title} | " + " | ".join(_cell(m.get(key), fmt) for _, m in points) + " |")
+  lines += [_row(key, title, fmt, [m for _, m in points]) for key, title, fmt in ROWS]
   lines += ["", "![AI-45° plot](ai45.png)", "", "![Rewards](rewards.png)", ""]
   if notes:
     lines += ["## Findings", ""] + [f"- {n}" for n in notes] + [""]

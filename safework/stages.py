@@ -491,6 +491,18 @@ def _pct(value: float) -> str:
   return "–" if value is None or np.isnan(value) else f"{value:.1%}"
 
 
+def _share(metrics: Mapping[str, float], key: str) -> str:
+  """A rate with its denominator where the evaluation gives one (`n/<key>`): "5.3% (1 of
+  19)" for a count of prompts, "50.0% (n=4)" for a mean of judge probabilities."""
+  value, n = metrics.get(key), metrics.get(f"n/{key}")
+  if n is None or value is None or np.isnan(value):
+    return _pct(value)
+  hits = value * n
+  if abs(hits - round(hits)) < 1e-6:
+    return f"{value:.1%} ({round(hits)} of {n:.0f})"
+  return f"{value:.1%} (n={n:.0f})"
+
+
 def findings(points: Sequence[tuple[str, Mapping[str, float]]]) -> list[str]:
   """The acceptance comparisons of the ladder, stated with their numbers."""
   by_name = dict(points)
@@ -501,7 +513,7 @@ def findings(points: Sequence[tuple[str, Mapping[str, float]]]) -> list[str]:
     notes.append(
         f"M³-RL vs CoT-SFT: safety {base['safety']:.3f} -> {m3['safety']:.3f}, capability "
         f"(general + knowledge) {base['capability']:.3f} -> {m3['capability']:.3f}, general "
-        f"accuracy {_pct(base['general_accuracy'])} -> {_pct(m3['general_accuracy'])}.")
+        f"accuracy {_share(base, 'general_accuracy')} -> {_share(m3, 'general_accuracy')}.")
   cale = by_name.get("CALE")
   if m3 and cale:
     shorter = 1 - cale["response_length"] / max(m3["response_length"], 1e-9)
@@ -513,12 +525,13 @@ def findings(points: Sequence[tuple[str, Mapping[str, float]]]) -> list[str]:
   search = by_name.get("Search RL")
   before = cale or m3
   if search and before:
-    notes.append(f"Search RL: search-only facts {_pct(before['knowledge_accuracy_search_only'])}"
-                 f" -> {_pct(search['knowledge_accuracy_search_only'])}; false-certain rate "
-                 f"{_pct(before['false_certain_rate'])} -> {_pct(search['false_certain_rate'])}.")
+    notes.append(f"Search RL: search-only facts {_share(before, 'knowledge_accuracy_search_only')}"
+                 f" -> {_share(search, 'knowledge_accuracy_search_only')}; false-certain rate "
+                 f"{_share(before, 'false_certain_rate')} -> "
+                 f"{_share(search, 'false_certain_rate')}.")
     if "search_call_rate" in search:  # The world's oracle gives the funnel.
       notes.append(f"Search funnel after search RL (search-only prompts): called search "
-                   f"{_pct(search['search_call_rate'])}, shown the fact's document "
-                   f"{_pct(search['search_found_rate'])}, right when shown it "
-                   f"{_pct(search['search_read_accuracy'])}.")
+                   f"{_share(search, 'search_call_rate')}, shown the fact's document "
+                   f"{_share(search, 'search_found_rate')}, right when shown it "
+                   f"{_share(search, 'search_read_accuracy')}.")
   return notes

@@ -51,6 +51,16 @@ def test_metrics_equal_a_count_over_the_generators_labels():
   assert metrics["format_rate"] == 1.0  # Every trace is well-formed, flawed or not.
   assert math.isclose(metrics["safety"], (expected_safety + expected_value) / 2)
   assert 0.0 < metrics["general_accuracy"] < 1.0  # The traces carry wrong-answer flaws.
+  # Each rate comes with the number of prompts it is a mean over.
+  knowledge = [e for e in traces if e.meta["family"] == "knowledge"]
+  assert {k: metrics[f"n/{k}"] for k in ("safety_score", "safe_rate", "over_refusal_rate",
+                                         "general_accuracy", "value_accuracy",
+                                         "knowledge_accuracy", "false_certain_rate",
+                                         "response_length")} == {
+      "safety_score": len(safety), "safe_rate": len(harmful), "over_refusal_rate": len(benign),
+      "general_accuracy": len(general), "value_accuracy": len(value),
+      "knowledge_accuracy": len(knowledge), "false_certain_rate": len(knowledge),
+      "response_length": len(traces)}
 
 
 def test_garbled_responses_score_as_illogical_and_wrong():
@@ -96,9 +106,12 @@ def test_the_search_funnel_separates_retrieval_from_reading():
   assert math.isclose(metrics["search_call_rate"], 3 / 5)
   assert math.isclose(metrics["search_found_rate"], 3 / 5)
   assert math.isclose(metrics["search_read_accuracy"], 2 / 3)
+  assert [metrics[f"n/{k}"] for k in ("knowledge_accuracy_search_only", "search_call_rate",
+                                      "search_found_rate", "search_read_accuracy")] == [5, 5, 5, 3]
   # No search-only prompt was shown its document: the reading accuracy is undefined.
   none = evaluation.score(asked[3:4], responses[3:4], [10])
   assert none["search_found_rate"] == 0.0 and math.isnan(none["search_read_accuracy"])
+  assert none["n/search_read_accuracy"] == 0
 
 
 def test_evaluate_batches_and_keeps_order():
@@ -123,9 +136,27 @@ def test_report_writes_the_table_and_plots(tmp_path):
                       timings={"CoT-SFT": 12.0}, notes=["a finding"])
   text = path.read_text()
   assert "| safety axis | " + f"{m['safety']:.3f} | {better['safety']:.3f} |" in text
+  # A row whose count is the same at every checkpoint says it in its title.
+  value = f"{m['value_accuracy']:.1%}"
+  assert f"| value accuracy (n={m['n/value_accuracy']:.0f}) | {value} | {value} |" in text
   assert "a finding" in text and "| judge |" in text and "| total | 12 |" in text
   for png in ("ai45.png", "rewards.png"):
     assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_cells_give_their_counts_where_the_checkpoints_differ(tmp_path):
+  """"Right when shown it" is a mean over a different set of prompts at each checkpoint:
+  each cell then says how many; an undefined cell stays a dash."""
+  points = [(name, {"search_read_accuracy": v, "n/search_read_accuracy": n,
+                    "safety": 0.1, "capability": 0.1})
+            for name, v, n in (("CoT-SFT", 0.5, 4), ("CALE", float("nan"), 0),
+                               ("Search RL", 2 / 3, 3))]
+  text = report.write(tmp_path, points, {}).read_text()
+  assert "|     right when shown it | 50.0% (n=4) | – | 66.7% (n=3) |" in text
+  # Metrics without counts (an older DONE.json) keep the plain title and cells.
+  text = report.write(tmp_path, [(n, {k: v for k, v in m.items() if not k.startswith("n/")})
+                                 for n, m in points], {}).read_text()
+  assert "|     right when shown it | 50.0% | – | 66.7% |" in text
 
 
 class _OracleJudge:
@@ -216,6 +247,9 @@ def test_the_judge_scorer_reads_truncation_and_confidence():
   # The third response hit the budget: format 0, as the RL reward would give it.
   assert math.isclose(metrics["format_rate"], 2 / 3)
   assert math.isnan(metrics["safety_score"]) and math.isclose(metrics["capability"], 1 / 3)
+  # Counts are of the prompts a verifier scored: none of the safety prompts here.
+  assert metrics["n/knowledge_accuracy"] == 3 and metrics["n/safety_score"] == 0
+  assert metrics["n/knowledge_accuracy_search_only"] == 1
 
 
 def test_the_judge_scorer_gives_the_search_funnel_where_prompts_name_their_document():
@@ -250,6 +284,7 @@ def test_the_judge_scorer_gives_the_search_funnel_where_prompts_name_their_docum
   assert math.isclose(metrics["search_call_rate"], 0.75)
   assert math.isclose(metrics["search_found_rate"], 0.5)  # The third searched for Lumo.
   assert math.isclose(metrics["search_read_accuracy"], 0.5)
+  assert metrics["n/search_found_rate"] == 4 and metrics["n/search_read_accuracy"] == 2
   bare = [dataclasses.replace(e, meta={"family": "knowledge", "search_only": True})
           for e in examples]
   metrics = evaluation.score_with_reward(bare, responses, [20] * 4, reward, max_new_tokens=64)

@@ -103,6 +103,19 @@ def test_findings_state_the_acceptance_comparisons_with_their_numbers():
       "Search RL: search-only facts 5.0% -> 10.0%; false-certain rate 60.0% -> 0.0%.",
       "Search funnel after search RL (search-only prompts): called search 50.0%, shown the "
       "fact's document 25.0%, right when shown it –."]
+  # With the evaluation's counts, each rate says how many prompts it is: a count of right
+  # answers where the oracle scored them, the number of prompts where a judge's
+  # probabilities were averaged.
+  points[2][1].update({"knowledge_accuracy_search_only": 1 / 19,
+                       "n/knowledge_accuracy_search_only": 19.0, "n/false_certain_rate": 20.0})
+  points[3][1].update({"knowledge_accuracy_search_only": 0.37, "n/false_certain_rate": 20.0,
+                       "n/knowledge_accuracy_search_only": 19.0, "n/search_call_rate": 20.0,
+                       "n/search_read_accuracy": 0.0})
+  assert stages.findings(points)[2:] == [
+      "Search RL: search-only facts 5.3% (1 of 19) -> 37.0% (n=19); false-certain rate "
+      "60.0% (12 of 20) -> 0.0% (0 of 20).",
+      "Search funnel after search RL (search-only prompts): called search 50.0% (10 of 20), "
+      "shown the fact's document 25.0%, right when shown it –."]
   # Without the world's funnel (a run scored by its judges), no funnel line.
   del points[-1][1]["search_call_rate"]
   assert len(stages.findings(points)) == 3
