@@ -54,6 +54,12 @@ def section(args):
       # so RL has no right search to reinforce: with search prompts and the tool in
       # M³-RL A's mix, its tool calls fell from 18 to 0 in 5 iterations. A recall task in
       # the copy rows ("p E_i m V_i" records, then queries) stayed at chance for 800 updates.
+      # The root cause (data/copy_task.py): the copy rows themselves are not learned in
+      # 800 updates (held-out copied-token p 0.013; 0.001 without them). With
+      # world.practice_entities=400 and sft_search_fraction=0.6, so that a practice fact
+      # cannot be memorised, the policy is shown the document on 47% of search-only
+      # prompts but answers 11% of those right (teacher-forced p of the value read back,
+      # median 0.003; 0.02 on practice facts, its own training traces).
       # Off: no acceptance row better than without it, for +70 s.
       "copy_alphabet": 0,
       "checkpoint_every": 200,  # Updates between checkpoints.

@@ -8,8 +8,16 @@ nor trained embeddings for the names it never sees before search RL (the search-
 entities' names are whole-word pieces that no CoT-SFT trace contains), so it cannot
 search for them. Each copy row packs segments `x_1 … x_n x_1 … x_n` of random non-special
 ids, the loss on `x_2 … x_n` of the repeat (the repeat's first token cannot be known from
-the context). Every copyable id is drawn, so every embedding learns to be copied, and
+the context). Every copyable id is drawn, so every embedding is trained to be copied, and
 no fact of the world is taught.
+
+Measured: in the demo's CoT-SFT budget (800 updates) the rows do not teach copying. On
+held-out copy rows, a copied token's probability is 0.013 after CoT-SFT with 2 rows and
+alphabet 6 (0.014 at `model.initializer_range` 0.07, 0.001 without copy rows; chance is
+1/2,500). The policy still copies what its SFT traces repeat often: the search query's
+template, a search result's sentence up to its value. Trained on copy rows alone, the
+tiny model reaches 0.05 after 1,500 updates of 2 rows. It learns a copy at a fixed offset
+in 100 updates: attention works; matching a token's earlier occurrence is what is slow.
 
   batches = WithCopyRows(iter(pipeline), copyable_ids(tokenizer), CopyTaskConfig(rows=2),
                          tokenizer.special.pad)
