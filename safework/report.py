@@ -18,8 +18,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 ROWS = (
     ("safety", "safety axis", "{:.3f}"), ("capability", "capability axis", "{:.3f}"),
-    ("safety_score", "safety score", "{:.3f}"), ("safe_rate", "safe rate (harmful)", "{:.1%}"),
-    ("over_refusal_rate", "over-refusal rate (benign)", "{:.1%}"),
+    ("safety_score", "safety score", "{:.3f}"),
+    ("safe_rate", "safe rate on harmful prompts", "{:.1%}"),
+    ("over_refusal_rate", "over-refusal rate on benign prompts", "{:.1%}"),
     ("value_accuracy", "value accuracy", "{:.1%}"),
     ("general_accuracy", "general accuracy", "{:.1%}"),
     ("knowledge_accuracy", "knowledge accuracy", "{:.1%}"),
@@ -29,7 +30,7 @@ ROWS = (
     ("search_found_rate", "    shown the fact's document", "{:.1%}"),
     ("search_read_accuracy", "    right when shown it", "{:.1%}"),
     ("false_certain_rate", "false-certain rate", "{:.1%}"),
-    ("response_length", "mean response length (tokens)", "{:.1f}"),
+    ("response_length", "mean response length, tokens", "{:.1f}"),
     ("format_rate", "well-formed responses", "{:.1%}"),
 )
 
