@@ -59,6 +59,11 @@ def common(args):
       # of vocab_size) when training on the world. Spelled out in 4 pieces, names were not
       # copied from prompts, and the value judge's letter-swap check was below chance.
       "whole_words": args["runlocal"],
+      # World splits whose texts (with the system prompts and the search corpus) train the
+      # tokenizer. With the judges' split in, any change to the judge data (e.g.
+      # world.judge_knowledge_pools) retrains the tokenizer and moves every row of the
+      # ladder, CoT-SFT included; ("sft",) keeps it fixed across judge experiments.
+      "train_splits": ("sft", "judge_train"),
   })
   # The embedded SafeLadder world (data/world); production runs set it to None and give
   # JSONL paths under `data`.

@@ -23,7 +23,7 @@ from absl import logging
 from etils import epath
 
 from data import tokenizer as tokenizer_lib
-from data.world import World, WorldConfig
+from data.world import SPLITS, World, WorldConfig
 from models import hf_checkpoint, presets, vlm
 from models.config import ModelConfig
 from safework import convert
@@ -72,7 +72,12 @@ class Ladder:
     if self.world is None:
       raise ValueError("config.tokenizer.path is empty and there is no world to train on")
     words = self.world.whole_words() if cfg.get("whole_words", False) else ()
-    return tokenizer_lib.train_sentencepiece(self.world.text_corpus(), cfg.vocab_size,
+    splits = tuple(cfg.get("train_splits", ("sft", "judge_train")))
+    unknown = sorted(set(splits) - set(SPLITS))
+    if not splits or unknown:
+      raise ValueError(f"config.tokenizer.train_splits must name world splits of "
+                       f"{SPLITS}, got {splits!r}")
+    return tokenizer_lib.train_sentencepiece(self.world.text_corpus(splits), cfg.vocab_size,
                                              model_file.parent, whole_words=words)
 
   def _model_config(self) -> ModelConfig:

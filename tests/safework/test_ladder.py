@@ -83,6 +83,26 @@ def test_the_world_tokenizer_keeps_names_whole_when_asked(tmp_path, whole):
     assert whole_count < len(words) / 2
 
 
+def test_a_tokenizer_trained_on_the_sft_split_alone_ignores_the_judge_data(tmp_path):
+  """config.tokenizer.train_splits: by default the judges' texts train the tokenizer too, so
+  a change to the judge data changes it; trained on ("sft",) it stays the same."""
+  def vocabulary(name, pools, splits):
+    config = shrunken()
+    config.world.judge_knowledge_pools = pools
+    if splits:
+      config.tokenizer.train_splits = splits
+    tok = ladder.Ladder(config, tmp_path / name).tokenizer
+    return [tok.id_to_token(i) for i in range(tok.vocab_size)]
+
+  default, more = ("known", "practice"), ("known", "practice", "search_rl")
+  assert vocabulary("a", default, None) != vocabulary("b", more, None)
+  assert vocabulary("c", default, ("sft",)) == vocabulary("d", more, ("sft",))
+  config = shrunken()
+  config.tokenizer.train_splits = ("sft", "judges")
+  with pytest.raises(ValueError, match="train_splits must name world splits"):
+    ladder.Ladder(config, tmp_path / "e").tokenizer
+
+
 def test_the_config_initializer_range_reaches_the_random_init(tmp_path):
   config = shrunken()
   config.model.initializer_range = 0.07
