@@ -13,22 +13,25 @@ clean answers agreed with the oracle on 25-66% of the policy's knowledge answers
 writes report.md, ai45.png (capability against safety, one point per checkpoint) and
 rewards.png (each stage's reward, and dashed the same reward with the oracle in the
 judges' place) to the workdir, with TensorBoard logs per stage. The target is 15 minutes
-on 2 cores: `make demo` measured 8 min 29 s and 9 min 14 s on the latest machine (fresh
-workdir, nothing else running; 11 min 7 s on the same machine a session earlier, 11 min
-32 s to 14 min 48 s on earlier machines and settings); see the report's time table. The
-numbers depend on the machine (floating-point order), not on the run: two runs on one
-machine give the same table. On the latest: after M³-RL both axes
+on 2 cores: `make demo` measured 8 min 29 s to 9 min 18 s on the latest machine (three
+runs, fresh workdir, nothing else running; 11 min 7 s on the same machine a session
+earlier, 11 min 32 s to 14 min 48 s on earlier machines and settings); see the report's
+time table. The numbers depend on the machine (floating-point order), not on the run:
+three runs on one machine gave the same table. On the latest: after M³-RL both axes
 above the CoT-SFT point (safety 0.18 -> 0.19, capability 0.25 -> 0.30, general accuracy
 38 -> 47%); after CALE 26% shorter responses at mean accuracy 24.1 -> 32.7% (value 38 ->
-47%); after search RL a false-certain rate of 0% (from 66%), search-only facts 5% -> 5%.
+47%); after search RL a false-certain rate of 0% (from 66%), search-only facts 5% -> 5%
+(1 of 19 prompts before and after).
 Not reached: the tiny model does not learn to copy names from its prompt or from a search
 result in this budget (see config.model.initializer_range), so harmful prompts get no
 logical answer before CALE, search-only facts stay unanswered, and neither the policy
 nor the value judge learns which option a letter names (the value judge's letter-swap
-check in the report). `--config.sft.copy_rows=2` (data/copy_task.py) teaches copying: the
-SFT policy is then shown the fact's document on a quarter to a half of the search-only
-prompts (the report's search funnel), but sampled at temperature 1 almost never, so the
-RL rungs have no right search to reinforce and stop searching (config.sft.copy_rows).
+check in the report). `--config.sft.copy_rows=2` (data/copy_task.py) trains copying, and
+the greedy SFT policy is then shown the fact's document on a quarter to a half of the
+search-only prompts (the report's search funnel), but the copy itself is barely learned
+(a held-out copied token at p 0.013): sampled at temperature 1 the policy is almost never
+shown it, so the RL rungs have no right search to reinforce and stop searching
+(config.sft.copy_rows).
 `model=7b|72b` are the production shapes; data and checkpoints come from the paths.
 """
 
