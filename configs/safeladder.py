@@ -32,6 +32,17 @@ search-only prompts (the report's search funnel), but the copy itself is barely 
 (a held-out copied token at p 0.013): sampled at temperature 1 the policy is almost never
 shown it, so the RL rungs have no right search to reinforce and stop searching
 (config.sft.copy_rows).
+The closest run yet (not the default): one hit per search (`world.search_top_k=1`,
+`search.search.top_k=1`, so the value is in the only snippet), `world.practice_entities=400`
+and `sft_search_fraction=0.6` (no practice fact can be memorised), `sft.copy_rows=2`,
+`copy_alphabet=6` and `sft.steps=1600`. CoT-SFT then searches on every search-only prompt,
+is shown the document on 95% and answers 4 of 19 right (21%; shown 47-58% and 1 of 19 at
+800 steps); sampled at temperature 1 on search-RL prompts it is shown the document on 26%
+(3% at 800 steps) and right on 18% of those; M³-RL A raises search-only facts to 6 of 19.
+The other rungs break: CoT-SFT takes 400 s (the demo would take about 14 minutes), general
+accuracy falls under M³-RL (52 -> 41%), CALE at lr 4e-4 collapses (12 tokens, every
+accuracy 0), and at 2e-4 it stops searching (calls 84% -> 0%, also with the search tool
+and search prompts in its rollouts), after which search RL does not search either.
 `model=7b|72b` are the production shapes; data and checkpoints come from the paths.
 """
 
