@@ -43,6 +43,11 @@ The other rungs break: CoT-SFT takes 400 s (the demo would take about 14 minutes
 accuracy falls under M³-RL (52 -> 41%), CALE at lr 4e-4 collapses (12 tokens, every
 accuracy 0), and at 2e-4 it stops searching (calls 84% -> 0%, also with the search tool
 and search prompts in its rollouts), after which search RL does not search either.
+Nor does naming the entity help (measured, not kept): with each search-only entity's other
+fact taught by CoT-SFT, so that the policy has written its name, and a value word CoT-SFT
+writes, the policy still searches for an entity it memorised (for Noko's capital, `job of
+Luta` at initializer_range 0.02, `capital of Vino` at 0.07: shown 0% at both), and that
+world moved every rung (CALE fell to general accuracy 7%).
 `model=7b|72b` are the production shapes; data and checkpoints come from the paths.
 """
 
