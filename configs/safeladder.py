@@ -13,15 +13,15 @@ clean answers agreed with the oracle on 25-66% of the policy's knowledge answers
 writes report.md, ai45.png (capability against safety, one point per checkpoint) and
 rewards.png (each stage's reward, and dashed the same reward with the oracle in the
 judges' place) to the workdir, with TensorBoard logs per stage. The target is 15 minutes
-on 2 cores: `make demo` measured 8 min 29 s to 9 min 18 s on the latest machine (three
-runs, fresh workdir, nothing else running; 11 min 7 s on the same machine a session
-earlier, 11 min 32 s to 14 min 48 s on earlier machines and settings); see the report's
-time table. The numbers depend on the machine (floating-point order), not on the run:
-three runs on one machine gave the same table. On the latest: after M³-RL both axes
-above the CoT-SFT point (safety 0.18 -> 0.19, capability 0.25 -> 0.30, general accuracy
-38 -> 47%); after CALE 26% shorter responses at mean accuracy 24.1 -> 32.7% (value 38 ->
-47%); after search RL a false-certain rate of 0% (from 66%), search-only facts 5% -> 5%
-(1 of 19 prompts before and after).
+on 2 cores: `make demo` measured 10 min 20 s on the latest machine (fresh workdir,
+nothing else running; 8 min 29 s to 11 min 18 s on the machines of the sessions before,
+up to 14 min 48 s on earlier machines and settings); see the report's time table. The
+numbers can depend on the machine (floating-point order), not on the run: three runs on
+one machine gave the same table, as did the last five sessions' machines. There: after
+M³-RL both axes above the CoT-SFT point (safety 0.18 -> 0.19, capability 0.25 -> 0.30,
+general accuracy 38 -> 47%); after CALE 26% shorter responses at mean accuracy 24.1 ->
+32.7% (value 38 -> 47%); after search RL a false-certain rate of 0% (from 66%),
+search-only facts 5% -> 5% (1 of 19 prompts before and after).
 Not reached: the tiny model does not learn to copy names from its prompt or from a search
 result in this budget (see config.model.initializer_range), so harmful prompts get no
 logical answer before CALE, search-only facts stay unanswered, and neither the policy
@@ -47,7 +47,11 @@ Nor does naming the entity help (measured, not kept): with each search-only enti
 fact taught by CoT-SFT, so that the policy has written its name, and a value word CoT-SFT
 writes, the policy still searches for an entity it memorised (for Noko's capital, `job of
 Luta` at initializer_range 0.02, `capital of Vino` at 0.07: shown 0% at both), and that
-world moved every rung (CALE fell to general accuracy 7%).
+world moved every rung (CALE fell to general accuracy 7%). Nor does spelling every name in
+shared syllable pieces (`NoKoRi`: a search-only name is then a new arrangement of pieces
+the policy writes, not a piece it never wrote): the greedy policy searches for one fixed
+entity (shown 0%, sampled 0.3%); with the closest run's settings at 800 SFT steps it
+copies a name's first syllables (shown 18% greedy, 1% sampled).
 `model=7b|72b` are the production shapes; data and checkpoints come from the paths.
 """
 
