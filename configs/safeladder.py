@@ -51,7 +51,8 @@ world moved every rung (CALE fell to general accuracy 7%). Nor does spelling eve
 shared syllable pieces (`NoKoRi`: a search-only name is then a new arrangement of pieces
 the policy writes, not a piece it never wrote): the greedy policy searches for one fixed
 entity (shown 0%, sampled 0.3%); with the closest run's settings at 800 SFT steps it
-copies a name's first syllables (shown 18% greedy, 1% sampled).
+copies a name's first syllables (shown 18% greedy, 1% sampled; at 1,600 steps 32% and
+11%, against 95% and 26% with whole-word names).
 `model=7b|72b` are the production shapes; data and checkpoints come from the paths.
 """
 
