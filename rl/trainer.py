@@ -99,6 +99,20 @@ def _split_rows(batch: train_step.RLBatch, parts: int) -> list[train_step.RLBatc
   return [jax.tree.map(lambda x, i=i: x[i], micro) for i in range(parts)]
 
 
+def _mesh_shardings(params, mesh):
+  """Each parameter's NamedSharding on `mesh`; a clear error for one placed otherwise."""
+  def one(path, x):
+    s = getattr(x, "sharding", None)
+    if not isinstance(s, jax.sharding.NamedSharding) or s.mesh != mesh:
+      raise ValueError(
+          f"RLTrainer was given a mesh, but parameter {jax.tree_util.keystr(path)} is "
+          f"placed as {type(s).__name__ if s is not None else type(x).__name__}, not with a "
+          "NamedSharding on that mesh: place the parameters first (sharding.init_sharded, or "
+          "jax.device_put(params, shardings) with sharding.logical_shardings)")
+    return s
+  return jax.tree_util.tree_map_with_path(one, params)
+
+
 class RLTrainer:
   """One RL stage. Construct, then `run()`; see the module docstring."""
 
@@ -131,7 +145,7 @@ class RLTrainer:
     objective = train_step.rl_objective(self.config.loss, self.config.loss_config)
     if self.mesh is None:
       return train_step.make_step(self.model_config, self.config.step, optimizer, objective)
-    param_sh = jax.tree.map(lambda x: x.sharding, params)
+    param_sh = _mesh_shardings(params, self.mesh)
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params)
     state_sh = train_step.state_shardings(optimizer, abstract, param_sh, self.mesh)
     return train_step.make_step(self.model_config, self.config.step, optimizer, objective,

@@ -120,3 +120,20 @@ def test_the_trainer_keeps_its_reference_in_the_configured_dtype(tmp_path):
 def test_a_reference_dtype_that_is_not_a_float_fails_by_name(dtype):
   with pytest.raises(ValueError, match="reference_dtype must be a floating dtype"):
     trainer.TrainerConfig(reference_dtype=dtype)
+
+
+def test_parameters_not_placed_on_the_given_mesh_fail_by_name(tmp_path):
+  from safework.infra import sharding
+  mesh = sharding.make_mesh([("data", -1)])
+  params = vlm.init_params(CONFIG, jax.random.key(0))  # On one device, not on the mesh.
+  optimizer = optim.make_optimizer(optim.OptimizerConfig(total_steps=2), params)
+  config = trainer.TrainerConfig(iterations=1)
+  make = lambda p: trainer.RLTrainer(
+      config, CONFIG, p, optimizer, toy.ToyPrompts(4), toy.reward, toy.decode,
+      rollout.sampler_rollout(CONFIG, SAMPLING), tmp_path,
+      mesh=mesh, rules=sharding.DEFAULT_RULES)
+  with pytest.raises(ValueError, match=r"parameter \['.*'\].* not with a NamedSharding"):
+    make(params)
+  placed = jax.device_put(params, sharding.replicated(mesh))
+  run = make(placed)  # Placed on the mesh: accepted, and the state stays there.
+  assert {x.sharding.mesh for x in jax.tree.leaves(run.state.params)} == {mesh}
