@@ -13,7 +13,7 @@ clean answers agreed with the oracle on 25-66% of the policy's knowledge answers
 writes report.md, ai45.png (capability against safety, one point per checkpoint) and
 rewards.png (each stage's reward, and dashed the same reward with the oracle in the
 judges' place) to the workdir, with TensorBoard logs per stage. The target is 15 minutes
-on 2 cores: `make demo` measured 10 min 20 s on the latest machine (fresh workdir,
+on 2 cores: `make demo` measured 10 min 59 s on the latest machine (fresh workdir,
 nothing else running; 8 min 29 s to 11 min 18 s on the machines of the sessions before,
 up to 14 min 48 s on earlier machines and settings); see the report's time table. The
 numbers can depend on the machine (floating-point order), not on the run: three runs on
@@ -52,7 +52,10 @@ shared syllable pieces (`NoKoRi`: a search-only name is then a new arrangement o
 the policy writes, not a piece it never wrote): the greedy policy searches for one fixed
 entity (shown 0%, sampled 0.3%); with the closest run's settings at 800 SFT steps it
 copies a name's first syllables (shown 18% greedy, 1% sampled; at 1,600 steps 32% and
-11%, against 95% and 26% with whole-word names).
+11%, against 95% and 26% with whole-word names). Nor does a copy-pretrained base (1,200
+dense copy updates, data/copy_task.py, p 0.80): CoT-SFT from it is a stronger policy
+(general accuracy 50%) but still searches for memorised entities (shown 0%, with 40 or 400
+practice entities), and M³-RL then stops searching.
 `model=7b|72b` are the production shapes; data and checkpoints come from the paths.
 """
 
