@@ -55,7 +55,12 @@ copies a name's first syllables (shown 18% greedy, 1% sampled; at 1,600 steps 32
 11%, against 95% and 26% with whole-word names). Nor does a copy-pretrained base (1,200
 dense copy updates, data/copy_task.py, p 0.80): CoT-SFT from it is a stronger policy
 (general accuracy 50%) but still searches for memorised entities (shown 0%, with 40 or 400
-practice entities), and M³-RL then stops searching.
+practice entities), and M³-RL then stops searching. With copy rows in that CoT-SFT too
+(`sft.copy_rows=2`, `copy_alphabet=6`, 800 steps) CoT-SFT is the best measured: shown the
+document on 74% of search-only prompts, 4 of 19 right, value 75%, safety axis 0.49; but
+M³-RL A stops searching (calls 90% -> 0%), also with the search rollout and search prompts
+in its mix (sampled at temperature 1, 11 of its first 28 calls are malformed and lose the
+format reward), and CALE collapses.
 `model=7b|72b` are the production shapes; data and checkpoints come from the paths.
 """
 
