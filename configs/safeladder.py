@@ -61,7 +61,11 @@ document on 74% of search-only prompts, 4 of 19 right, value 75%, safety axis 0.
 M³-RL A stops searching (calls 90% -> 0%), also with the search rollout and search prompts
 in its mix (at temperature 1, 11 of its first 28 calls are malformed and lose the format
 reward; at 0.6, 3 of 32, and the calls still fall to 0 within five iterations), and CALE
-collapses.
+collapses. The reward turns it away: on 256 sampled search-prompt answers of that CoT-SFT
+policy, the oracle finds 21% of searched answers right and 2% of the others, but the tiny
+knowledge judge scores them 0.16 and 0.24 (it cannot check an unseen name against the gold,
+the same copying the policy lacks). An exact-match rule beside it (measured, not kept)
+keeps M³-RL A searching longer, but knowledge accuracy still falls to 0 by CALE.
 `model=7b|72b` are the production shapes; data and checkpoints come from the paths.
 """
 
