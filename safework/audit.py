@@ -10,6 +10,16 @@ the same score maps, and reports per judge
                           side of 0.5,
   oracle/total            the mean reward with the oracle in the judges' place.
 
+On a rollout where some responses called a tool (the search rollout), it also splits each
+judge's responses by whether they called one:
+
+  oracle/<judge>/searched, oracle/<judge>/unsearched   the oracle's mean score,
+  oracle/judged/<judge>/searched, .../unsearched       the judge's mean score,
+
+which shows a judge that pays less for a searched answer than the oracle does (on the tiny
+runlocal world, the knowledge judge cannot check an unseen name against the gold, and RL
+then learns to stop searching).
+
 The reward the trainer optimises is unchanged; prompts without a world family are skipped.
 """
 
@@ -20,6 +30,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from data import world as world_lib
+from data.search import tool_calls
 from data.example import Example
 from rl.rewards import RewardFn, RewardOutput, Rollout
 from verifiers import judges_prompts, verdicts
@@ -69,6 +80,26 @@ def audit_metrics(rollout: Rollout, rewards: RewardOutput) -> dict[str, float]:
     total[known] += weights[known] * (scores[known] - judged[known])
   if any((meta or {}).get("family") in world_lib.FAMILIES for meta in rollout.metas):
     out["oracle/total"] = float(np.mean(total))
+  out.update(_by_search(rollout, rewards, oracle))
+  return out
+
+
+def _by_search(rollout: Rollout, rewards: RewardOutput, oracle: Mapping[str, np.ndarray]
+               ) -> dict[str, float]:
+  """Judge and oracle means over the responses that called a tool and those that did not
+  (nothing when none called one)."""
+  searched = np.array([bool(tool_calls.find_tool_calls(r)) for r in rollout.responses], bool)
+  if not searched.any():
+    return {}
+  out = {}
+  for judge, scores in oracle.items():
+    known = ~np.isnan(scores)
+    judged = np.asarray(rewards.scores[judge], np.float64)
+    for name, part in (("searched", searched), ("unsearched", ~searched)):
+      rows = known & part
+      if rows.any():
+        out[f"oracle/{judge}/{name}"] = float(np.mean(scores[rows]))
+        out[f"oracle/judged/{judge}/{name}"] = float(np.mean(judged[rows]))
   return out
 
 

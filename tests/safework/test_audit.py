@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from data.world import safety as safety_family, value as value_family
+from data.world import knowledge as knowledge_family, safety as safety_family, value as value_family
 from rl.rewards import RewardOutput, Rollout
 from safework import audit
 from tests.data.world.tiny import tiny_world
@@ -103,3 +103,32 @@ def test_a_rollout_without_judged_prompts_has_the_reward_as_its_oracle_total():
                          scores={"accuracy": np.array([0, 1, 0, 0], np.float32)},
                          weights={"accuracy": np.ones([4], np.float32)}, failures={})
   assert audit.audit_metrics(rollout, rewards) == {"oracle/total": 1.0}
+
+
+def test_a_search_rollout_splits_judge_and_oracle_by_searched_answers():
+  world = tiny_world()
+  fact = next(e for e in world.split("eval") if e.meta["family"] == "knowledge")
+  rng = np.random.default_rng(0)
+  right_after_search, _ = knowledge_family.respond(fact, "correct", rng, world.context,
+                                                   search=True)
+  wrong, _ = knowledge_family.respond(fact, "wrong", rng, world.context)
+  assert "<tool_call>" in right_after_search and "<tool_call>" not in wrong
+  rollout = Rollout(
+      questions=[fact.question] * 3, responses=[right_after_search, wrong, wrong],
+      labels=["knowledge"] * 3, golds=[fact.gold] * 3, metas=[fact.meta] * 3,
+      images=[()] * 3, group_ids=np.zeros([3], np.int32), response_lengths=np.full([3], 9),
+      truncated=np.zeros([3], bool))
+  # A judge that pays less for the right searched answer than for the wrong unsearched ones.
+  rewards = RewardOutput(
+      total=np.array([1.2, 1.9, 1.7], np.float32),
+      scores={"format": np.ones([3], np.float32),
+              "knowledge": np.array([0.2, 0.9, 0.7], np.float32)},
+      weights={"format": np.ones([3], np.float32), "knowledge": np.ones([3], np.float32)},
+      failures={})
+  metrics = audit.audit_metrics(rollout, rewards)
+  assert {k: v for k, v in metrics.items() if k.count("/") >= 2 and "agreement" not in k} == (
+      pytest.approx({"oracle/knowledge/searched": 1.0, "oracle/knowledge/unsearched": 0.0,
+                     "oracle/judged/knowledge/searched": 0.2,
+                     "oracle/judged/knowledge/unsearched": 0.8}))
+  # Without a tool call in the rollout there is no split.
+  assert not any("searched" in k for k in audit.audit_metrics(_rollout(), REWARDS))
