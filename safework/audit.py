@@ -11,7 +11,7 @@ the same score maps, and reports per judge
   oracle/total            the mean reward with the oracle in the judges' place.
 
 On a rollout where some responses called a tool (the search rollout), it also splits each
-judge's responses by whether they called one:
+judge's responses by whether a tool answered them (a search, or a malformed call's error):
 
   oracle/<judge>/searched, oracle/<judge>/unsearched   the oracle's mean score,
   oracle/judged/<judge>/searched, .../unsearched       the judge's mean score,
@@ -29,8 +29,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from data import world as world_lib
-from data.search import tool_calls
+from data import special_tokens, world as world_lib
 from data.example import Example
 from rl.rewards import RewardFn, RewardOutput, Rollout
 from verifiers import judges_prompts, verdicts
@@ -86,9 +85,9 @@ def audit_metrics(rollout: Rollout, rewards: RewardOutput) -> dict[str, float]:
 
 def _by_search(rollout: Rollout, rewards: RewardOutput, oracle: Mapping[str, np.ndarray]
                ) -> dict[str, float]:
-  """Judge and oracle means over the responses that called a tool and those that did not
-  (nothing when none called one)."""
-  searched = np.array([bool(tool_calls.find_tool_calls(r)) for r in rollout.responses], bool)
+  """Judge and oracle means over the responses a tool answered and those it did not
+  (nothing when it answered none)."""
+  searched = np.array([special_tokens.TOOL_RESPONSE_OPEN in r for r in rollout.responses], bool)
   if not searched.any():
     return {}
   out = {}
