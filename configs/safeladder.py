@@ -13,7 +13,7 @@ clean answers agreed with the oracle on 25-66% of the policy's knowledge answers
 writes report.md, ai45.png (capability against safety, one point per checkpoint) and
 rewards.png (each stage's reward, and dashed the same reward with the oracle in the
 judges' place) to the workdir, with TensorBoard logs per stage. The target is 15 minutes
-on 2 cores: `make demo` measured 10 min 59 s on the latest machine (fresh workdir,
+on 2 cores: `make demo` measured 10 min 59 s and 11 min 27 s on the latest machine (fresh workdir,
 nothing else running; 8 min 29 s to 11 min 18 s on the machines of the sessions before,
 up to 14 min 48 s on earlier machines and settings); see the report's time table. The
 numbers can depend on the machine (floating-point order), not on the run: three runs on
