@@ -37,30 +37,11 @@ def section(args):
       "copy_rows": 0,
       "copy_weight": 1.0,  # Loss weight of a copied token (CopyTaskConfig.weight).
       # Half the spans from an alphabet of this many ids (CopyTaskConfig.alphabet; 0: none).
-      # Measured with copy_rows=2, copy_alphabet=6: the strongest CoT-SFT policy yet
+      # Off: with copy_rows=2 and 6 the CoT-SFT policy is the strongest from random init
       # (safety score 0.20, search-only facts 26%, capability 0.32 against 0.01, 5%, 0.24)
-      # and M³-RL B raises the safety axis and general accuracy (0.27 -> 0.32, 36 -> 45%).
-      # CALE at lr 4e-4 collapses from it (15 tokens, every accuracy near 0); with the value
-      # judge beside knowledge (configs/judges.py) lr 2e-4 holds: 36% shorter at mean
-      # accuracy 33.4 -> 33.2%. Search RL then still teaches hedging, not search: search-only
-      # facts 26% after CoT-SFT, 11% after M³-RL, 0% after CALE and search RL (also with
-      # the search tool in every RL rung, or the multiplier starting at 0). The policy
-      # searches by the right name after M³-RL but misreads the value in the result.
-      # The report's search funnel (greedy, search-only eval prompts) says where: CoT-SFT
-      # calls search on 63%, is shown the fact's document on 26-47%, and answers 40-56% of
-      # those right; M³-RL A keeps the calls but reads 22% right; CALE stops calling.
-      # Sampled at temperature 1, as the RL rungs sample, none of 256 responses to search
-      # RL prompts was shown its document (7% at temperature 0.3, 12% of them then right),
-      # so RL has no right search to reinforce: with search prompts and the tool in
-      # M³-RL A's mix, its tool calls fell from 18 to 0 in 5 iterations. A recall task in
-      # the copy rows ("p E_i m V_i" records, then queries) stayed at chance for 800 updates.
-      # The root cause (data/copy_task.py): the copy rows themselves are not learned in
-      # 800 updates (held-out copied-token p 0.013; 0.001 without them). With
-      # world.practice_entities=400 and sft_search_fraction=0.6, so that a practice fact
-      # cannot be memorised, the policy is shown the document on 47% of search-only
-      # prompts but answers 11% of those right (teacher-forced p of the value read back,
-      # median 0.003; 0.02 on practice facts, its own training traces).
-      # Off: no acceptance row better than without it, for +70 s.
+      # and finds a search-only fact's document on 26-47% of prompts greedy, but on none of
+      # 256 sampled, so the RL rungs stop searching and no acceptance row ends better,
+      # for +70 s (docs/runlocal_search_gap.md).
       "copy_alphabet": 0,
       "checkpoint_every": 200,  # Updates between checkpoints.
   })
