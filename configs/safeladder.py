@@ -13,8 +13,8 @@ clean answers agreed with the oracle on 25-66% of the policy's knowledge answers
 writes report.md, ai45.png (capability against safety, one point per checkpoint) and
 rewards.png (each stage's reward, and dashed the same reward with the oracle in the
 judges' place) to the workdir, with TensorBoard logs per stage. The target is 15 minutes
-on 2 cores: `make demo` measured 11 min 27 s to 12 min 26 s (fresh workdir, nothing else running; the
-report's time table has each rung's seconds). Its held-out table, scored by the world's
+on 2 cores: `make demo` measured 11 min 27 s to 12 min 26 s (fresh workdir, nothing else
+running; the report's time table has each rung's seconds). Its held-out table, scored by the world's
 oracle, was the same on six machines (it could move with a machine's floating-point
 order, not from run to run):
 - after M³-RL both axes above the CoT-SFT point: safety 0.18 -> 0.19, capability 0.25 ->
