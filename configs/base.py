@@ -78,11 +78,19 @@ def common(args):
       # (ours) Knowledge sft traces that say they are unsure, with confidence 1-4: without
       # them the cold-start policy never writes a confidence below 7 (WorldConfig docstring).
       "sft_hedge_rate": 0.2,
-      # (ours) Pools whose facts the judges read (WorldConfig docstring). Adding "search_rl"
-      # made the knowledge judge agree with the oracle on 95-100% of search-RL answers
-      # (83-96% without), but it changes the judge texts, so the tokenizer trained on them,
-      # and with it the whole ladder: that run missed the M³-RL and false-certain points.
-      "judge_knowledge_pools": ("known", "practice"),
+      # (ours) Pools whose facts the judges read (WorldConfig docstring). With search_rl the
+      # knowledge judge has read the values search RL's answers state; on the demo's
+      # ladder (sft.copy_span) search RL then raised search-only facts 53% -> 84% (10 ->
+      # 16 of 19) where without it searching stopped (53% -> 5%). The judge still scores
+      # right and wrong searched answers alike (docs/runlocal_search_gap.md), and so did it
+      # with half its knowledge examples against a swapped gold (judge_gold_swap_rate 0.5).
+      "judge_knowledge_pools": ("known", "practice", "search_rl"),
+      # (ours) One hit per search and no read in the sft traces: the hit's value is then the
+      # last word of the tool response, a fixed number of tokens before the policy's copy
+      # of it, which the tiny policy learns to copy (data/world/knowledge.py). Must match
+      # the rollouts' `search.search.top_k`.
+      "search_top_k": 1,
+      "read_fraction": 0.0,
   }) if args["runlocal"] else None
   c.data = ml_collections.ConfigDict({
       "sft_jsonl": "",  # CoT-SFT examples (with responses), data/jsonl.py schema.

@@ -28,20 +28,18 @@ def section(args):
       "micro_batches": 1 if local else 8,  # Gradient accumulation.
       # (ours) In-context copying rows (data/copy_task.py) appended to each batch, so a
       # policy from random init learns to copy any id from its context, as a pretrained
-      # base can. Off by default: measured on the demo, 2 rows at weight 1 make the CoT-SFT
-      # policy search for unseen entities by name (teacher-forced p(name in the query)
-      # 0.000 -> 0.05, 0.13 with world.practice_entities=200; greedy, 4 of 6 queries right
-      # where none were) but it still misreads the value from the result, CALE then
-      # drops searching, and no report row rose reliably over two ladders, for +130 s of
-      # SFT (about 15% of the 15-minute budget). 1 row, or 2 at weight 0.4, copy nothing.
-      "copy_rows": 0,
+      # base can: the entity's name from the question into the search query, which no
+      # CoT-SFT trace can teach for the search-only names it never writes. With spans of
+      # 4-20 the rows teach nothing in the demo's budget (docs/runlocal_search_gap.md).
+      "copy_rows": 2 if local else 0,
       "copy_weight": 1.0,  # Loss weight of a copied token (CopyTaskConfig.weight).
+      # Every copy row copies at this distance (tokens; 0: CopyTaskConfig's span mix). 33
+      # is runlocal's distance from a knowledge question's "<word> of <name>" to the search
+      # query that repeats it (data/world/knowledge_base.py; tests/configs checks it). On
+      # the demo it takes teacher-forced p(name in the query) on held-out search-only
+      # prompts from 0.0003 to 0.95 and finds the fact's document on every one of them.
+      "copy_span": 33 if local else 0,
       # Half the spans from an alphabet of this many ids (CopyTaskConfig.alphabet; 0: none).
-      # Off: with copy_rows=2 and 6 the CoT-SFT policy is the strongest from random init
-      # (safety score 0.20, search-only facts 26%, capability 0.32 against 0.01, 5%, 0.24)
-      # and finds a search-only fact's document on 26-47% of prompts greedy, but on none of
-      # 256 sampled, so the RL rungs stop searching and no acceptance row ends better,
-      # for +70 s (docs/runlocal_search_gap.md).
       "copy_alphabet": 0,
       "checkpoint_every": 200,  # Updates between checkpoints.
   })

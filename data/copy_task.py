@@ -11,17 +11,17 @@ ids, the loss on `x_2 … x_n` of the repeat (the repeat's first token cannot be
 the context). Every copyable id is drawn, so every embedding is trained to be copied, and
 no fact of the world is taught.
 
-Measured: in the demo's CoT-SFT budget (800 updates) the rows do not teach copying. On
-held-out copy rows, a copied token's probability is 0.013 after CoT-SFT with 2 rows and
-alphabet 6 (0.014 at `model.initializer_range` 0.07, 0.001 without copy rows; chance is
-1/2,500). The policy still copies what its SFT traces repeat often: the search query's
-template, a search result's sentence up to its value. Trained on copy rows alone, the
-tiny model reaches 0.05 after 1,500 updates of 2 rows. Dense rows do form the copy, but
-not within the demo's budget: 32 rows of 96 tokens a step (spans 4-16, lr 1e-3, cosine
-over 1,200 updates) at `model.initializer_range` 0.07 reach 0.016 after 400 updates, 0.21
-after 700, 0.70 after 1,000 and 0.84 after 1,200 (435 s on 2 cores); 16 rows of 384 at
-0.02: 0.002 after 200. It learns a copy at a fixed offset in 100 updates: attention works;
-matching a token's earlier occurrence is what is slow.
+Measured: with spans of 4-20 the rows do not teach copying in the demo's CoT-SFT budget
+(800 updates). On held-out copy rows, a copied token's probability is 0.013 after CoT-SFT
+with 2 rows and alphabet 6 (0.001 without copy rows; chance is 1/2,500). Dense rows do form
+the copy, but not within the demo's budget: 32 rows of 96 tokens a step (spans 4-16, lr
+1e-3, cosine over 1,200 updates) at `model.initializer_range` 0.07 reach 0.016 after 400
+updates, 0.21 after 700, 0.70 after 1,000 and 0.84 after 1,200 (435 s on 2 cores). What
+is slow is finding a token's earlier occurrence; a copy at a fixed distance is learnt in
+about a hundred updates. So the runlocal world puts each token a search trace copies at a
+fixed distance (data/world/knowledge_base.py), and its CoT-SFT appends 2 rows a batch
+whose spans all have that length (`min_span` = `max_span`, `sft.copy_span`): the policy
+then writes the held-out entity's name in its query (teacher-forced p 0.0003 -> 0.95).
 
   batches = WithCopyRows(iter(pipeline), copyable_ids(tokenizer), CopyTaskConfig(rows=2),
                          tokenizer.special.pad)

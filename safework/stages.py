@@ -275,7 +275,7 @@ def run_judge_refresh(ladder, params):
                      max_tokens=cfg.max_prompt_tokens, max_patches=64, max_images=1,
                      min_pixels=ladder.config.data.min_pixels,
                      max_pixels=ladder.config.data.max_pixels),
-      _rollout_fn(ladder, sampling, use_tool=False))
+      _rollout_fn(ladder, sampling, use_tool=cfg.get("use_tool", False)))
   with sharding.activate(ladder.mesh, ladder.rules):
     responses = generate.all_samples(params, prompts, jax.random.key(ladder.config.seed + 1))
   kept = [(p, r) for p, r in zip(prompts, responses) if r]
@@ -347,9 +347,13 @@ def _rollout_fn(ladder, sampling: rollout.SamplingConfig, use_tool: bool):
   engine = _search_engine(ladder)
   if not use_tool or engine is None:
     return rollout.sampler_rollout(ladder.model_config, sampling)
-  tool = ladder.config.search.get("search", {}) if "search" in ladder.config else {}
+  if "search" in ladder.config:
+    tool = dict(ladder.config.search.get("search", {}))
+  else:  # A stage run alone: show as many hits as the world's traces do.
+    world = ladder.config.get("world")
+    tool = {"top_k": world.search_top_k} if world and "search_top_k" in world else {}
   return search_rollout.search_rollout(ladder.model_config, sampling, ladder.tokenizer, engine,
-                                       search_rollout.SearchConfig(**dict(tool)))
+                                       search_rollout.SearchConfig(**tool))
 
 
 def evaluate(ladder, params, rollout_fn: rollout.RolloutFn | None = None) -> dict[str, float]:
@@ -398,6 +402,12 @@ def evaluate(ladder, params, rollout_fn: rollout.RolloutFn | None = None) -> dic
 # ------------------------------------------------------------------------- training
 
 
+def _copy_spans(cfg) -> dict[str, int]:
+  """`sft.copy_span` n > 0: every copy row copies at distance n; 0: CopyTaskConfig's mix."""
+  span = cfg.get("copy_span", 0)
+  return {"min_span": span, "max_span": span} if span else {}
+
+
 def run_sft(ladder, params):
   cfg = ladder.config.sft
   source = [e for e in _examples(ladder, "sft", "sft_jsonl") if e.response]
@@ -411,7 +421,7 @@ def run_sft(ladder, params):
         data, copy_task.copyable_ids(ladder.tokenizer),
         copy_task.CopyTaskConfig(rows=cfg.copy_rows, weight=cfg.get("copy_weight", 1.0),
                                  alphabet=cfg.get("copy_alphabet", 0),
-                                 seed=ladder.config.seed),
+                                 seed=ladder.config.seed, **_copy_spans(cfg)),
         ladder.tokenizer.special.pad)
   optimizer = optim.make_optimizer(optim.OptimizerConfig(
       learning_rate=cfg.learning_rate, total_steps=max(cfg.steps, 1),

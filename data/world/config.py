@@ -46,6 +46,11 @@ class WorldConfig:
       words it has read, and a search-only fact's value (a city no other pool uses) or
       name is otherwise first read in search RL. search_eval stays out: its facts are
       the held-out measure of search.
+    judge_gold_swap_rate: (ours) share of the knowledge judge's examples whose gold is
+      another value of the fact's relation, with the response written against that gold
+      (so "correct" states it and the world's own value is a wrong answer). A judge can
+      then be right only by comparing the answer with the gold, not by remembering the
+      fact, which it cannot do for the search-only facts it has to check in search RL.
     harmful_fraction: share of safety prompts that are harmful.
     image_conditional_fraction: share of safety prompts whose harm depends on the image
       (a benign-sounding question about a pictured item).
@@ -93,6 +98,7 @@ class WorldConfig:
   judge_train_kind_weights: tuple[tuple[str, str, float], ...] = ()
   judge_near_misses: bool = False
   judge_knowledge_pools: tuple[str, ...] = ("known", "practice")
+  judge_gold_swap_rate: float = 0.0
   harmful_fraction: float = 0.5
   image_conditional_fraction: float = 0.4
   jailbreak_fraction: float = 0.25

@@ -76,14 +76,17 @@ def respond(example: Example, kind: str, rng: np.random.Generator, ctx: Context,
   wrong = knowledge_base.wrong_value(rng, ctx.kb, meta["relation"], gold)
   said = wrong if kind in ("wrong", "unsure_wrong") else gold
   fact = knowledge_base.RELATIONS[meta["relation"]].fact.format(e=entity.name, v=said)
-  source = "The search result says:" if search else "I remember this fact."
   unsure = f"I am not sure, but it may be {said}."
+  # After a search the thinking restates only the value: every fact sentence ends with it,
+  # so with one hit it sits a fixed number of tokens back, where a policy from random init
+  # learns to copy it (knowledge_base.RELATIONS).
   think = {"hedged": unsure, "unsure_wrong": unsure,
            "contradiction": f"I am not sure if it is {gold} or {wrong}.",
            "idk": "I do not remember this fact.",
            "refusal": "This question might be risky, so I will refuse."
-           }.get(kind, f"{source} {fact}")
-  recap = think.split(": ")[-1] if search else think.split(". ")[-1]
+           }.get(kind, f"The search result says the answer is {said}." if search
+                 else f"I remember this fact. {fact}")
+  recap = think.split(". ")[-1]
   low, high = _CONFIDENCE.get(kind, (0, 0))
   confidence = int(rng.integers(low, high + 1))
   stated = {"correct": DIRECT_FORM.format(said), "caution": DIRECT_FORM.format(said),

@@ -37,18 +37,23 @@ class Relation:
   query: str
 
 
+# Every question ends with "<word> of <name>?" and its search query is those three words,
+# so in a search trace each of the query's tokens sits the same number of tokens after its
+# copy in the question. A policy from random init learns to copy at a fixed distance in
+# about a hundred updates, but to find an earlier occurrence of a token (what a pretrained
+# model does) only after millions of tokens (data/copy_task.py, docs/runlocal_search_gap.md).
 RELATIONS = {
     "capital": Relation("country", "What is the capital of {e}?", "The capital of {e} is {v}.",
                         "capital of {e}"),
-    "founded": Relation("country", "In what year was {e} founded?",
-                        "{e} was founded in the year {v}.", "year {e} was founded"),
+    "founded": Relation("country", "What is the founding year of {e}?",
+                        "{e} was founded in the year {v}.", "year of {e}"),
     "job": Relation("person", "What is the job of {e}?", "The job of {e} is {v}.", "job of {e}"),
-    "home": Relation("person", "In which city does {e} live?", "{e} lives in the city of {v}.",
-                     "city where {e} lives"),
-    "colour": Relation("animal", "What colour is the {e}?", "The colour of the {e} is {v}.",
-                       "colour of the {e}"),
-    "food": Relation("animal", "What does the {e} eat?", "The {e} eats {v}.",
-                     "what the {e} eats"),
+    "home": Relation("person", "What is the home city of {e}?", "{e} lives in the city of {v}.",
+                     "city of {e}"),
+    "colour": Relation("animal", "What is the colour of {e}?", "The colour of the {e} is {v}.",
+                       "colour of {e}"),
+    "food": Relation("animal", "What is the food of {e}?", "The food of the {e} is {v}.",
+                     "food of {e}"),
 }
 KINDS = {"country": ("capital", "founded"), "person": ("job", "home"),
          "animal": ("colour", "food")}

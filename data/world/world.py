@@ -12,6 +12,7 @@ split's plan, so any index can be read in any order, by any host, with the same 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -22,7 +23,7 @@ import numpy as np
 
 from data.example import Example
 from data.search import Document, SearchEngine
-from data.world import context, general, knowledge, lexicon, plan, safety, value
+from data.world import context, general, knowledge, knowledge_base, lexicon, plan, safety, value
 from data.world.config import FAMILIES, SPLITS, WorldConfig
 
 _FAMILY_MODULES = {"general": general, "safety": safety, "value": value,
@@ -90,6 +91,10 @@ class World:
     uid = f"w{self.config.seed}-{split}-{index:06d}"
     module = _FAMILY_MODULES[spec["family"]]
     prompt = module.query(spec, rng, self.context, uid)
+    if spec.get("gold_swap"):  # WorldConfig.judge_gold_swap_rate
+      prompt = dataclasses.replace(prompt, gold=knowledge_base.wrong_value(
+          rng, self.context.kb, prompt.meta["relation"], prompt.gold), meta=dict(
+              prompt.meta, gold_swap=True))
     if "kind" not in spec:
       return prompt
     extra = {"search": spec["search"], "read": spec["read"]} if "search" in spec else {}

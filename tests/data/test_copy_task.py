@@ -48,6 +48,17 @@ def test_each_segment_is_a_span_then_its_repeat_with_the_loss_after_the_repeats_
     assert np.isin(tokens[:end], ids).all()
 
 
+def test_equal_span_bounds_copy_every_token_at_that_distance():
+  """`sft.copy_span`: min_span = max_span = n teaches one copy distance, n."""
+  rows = copy_task.copy_rows(np.arange(50, 90, dtype=np.int32), 2, 140, 33, 33,
+                             np.random.default_rng(1))
+  for tokens, segments, mask in zip(rows["tokens"], rows["segment_ids"], rows["loss_mask"]):
+    assert [(stop - start) for _, start, stop in _segments(segments)] == [66, 66]
+    copied = np.flatnonzero(mask)
+    assert len(copied) == 2 * 32
+    np.testing.assert_array_equal(tokens[copied], tokens[copied - 33])
+
+
 def test_rows_depend_only_on_the_generator_and_a_row_too_short_is_an_error():
   ids = np.arange(10, 200, dtype=np.int32)
   a = copy_task.copy_rows(ids, 2, 64, 4, 20, np.random.default_rng(5))

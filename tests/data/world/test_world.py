@@ -177,6 +177,15 @@ def test_every_fact_query_ranks_its_document_first(small_world):
       assert top.snippet == RELATIONS[relation].fact.format(e=entity.name, v=value)
 
 
+def test_questions_end_with_their_query_and_facts_with_their_value():
+  """The fixed copy distances of a search trace (knowledge_base.RELATIONS)."""
+  from data.world.knowledge_base import RELATIONS
+  for relation in RELATIONS.values():
+    assert relation.question.endswith(f" {relation.query}?")
+    assert relation.query.split() == [relation.query.split()[0], "of", "{e}"]
+    assert relation.fact.endswith(" {v}.")
+
+
 def test_whole_words_are_every_name_and_word_value_of_the_knowledge_base(small_world):
   kb = small_world.context.kb
   words = small_world.whole_words()
@@ -296,3 +305,26 @@ def test_judge_knowledge_pools_choose_the_facts_the_judge_splits_ask_about(small
       assert label(e, e.response).judge("knowledge") == e.meta["verdict"], e.response
   assert world.split("sft")[0].response == small_world.split("sft")[0].response
   assert [e.uid for e in world.split("eval")] == [e.uid for e in small_world.split("eval")]
+
+
+def test_gold_swapped_judge_examples_are_labelled_against_their_own_gold(small_world):
+  """With `judge_gold_swap_rate` a share of the knowledge judge's examples carry another
+  value of the relation as gold; the oracle labels each against that gold, so stating the
+  world's own value is wrong there, and remembering facts cannot give the verdict. Rate 0
+  leaves every split as it was."""
+  from data.world import label
+  world = World(dataclasses.replace(SMALL, judge_gold_swap_rate=0.5))
+  kb = world.context.kb
+  for split in ("judge_train", "judge_eval"):
+    asked = [e for e in world.split(split) if e.meta.get("judge") == "knowledge"]
+    swapped = [e for e in asked if e.meta.get("gold_swap")]
+    assert 0.35 < len(swapped) / len(asked) < 0.65, (len(swapped), len(asked))
+    for e in swapped:
+      assert e.gold != kb.entity(e.meta["entity"]).value(e.meta["relation"])
+    for e in asked:
+      assert label(e, e.response).judge("knowledge") == e.meta["verdict"], e.response
+    verdicts = {e.meta["verdict"] for e in swapped}
+    assert verdicts == {"TRUE", "FALSE"}
+  assert world.split("sft")[0].response == small_world.split("sft")[0].response
+  unswapped = World(dataclasses.replace(SMALL, judge_gold_swap_rate=0.0))
+  assert unswapped.fingerprint() == small_world.fingerprint()
