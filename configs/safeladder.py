@@ -13,17 +13,18 @@ clean answers agreed with the oracle on 25-66% of the policy's knowledge answers
 writes report.md, ai45.png (capability against safety, one point per checkpoint) and
 rewards.png (each stage's reward, and dashed the same reward with the oracle in the
 judges' place) to the workdir, with TensorBoard logs per stage. The target is 15 minutes
-on 2 cores: `make demo` measured 11 min 27 s to 12 min 26 s (fresh workdir, nothing else
-running; the report's time table has each rung's seconds). Its held-out table, scored by the world's
-oracle, was the same on six machines (it could move with a machine's floating-point
-order, not from run to run):
-- after M³-RL both axes above the CoT-SFT point: safety 0.18 -> 0.19, capability 0.25 ->
-  0.30 (general accuracy 38 -> 47%);
-- after CALE 26% shorter responses at mean accuracy 24.1 -> 32.7% (value 38 -> 47%);
-- after search RL a false-certain rate of 0% (from 66%; the cap is 10%), but search-only
-  facts 5% -> 5% (1 of 19 prompts before and after): the tiny policy from random init
-  does not learn in this budget to copy an unseen entity's name into its search query.
-  docs/runlocal_search_gap.md gives why and what was measured and tried.
+on 2 cores: `make demo` measured 13 min 58 s (fresh workdir, nothing else running; the
+log has each rung's seconds). The runlocal world puts every token a search trace copies
+at a fixed distance, and CoT-SFT adds copy rows of that span (configs/sft.py), so the
+tiny policy from random init searches for entities it has never read. Its held-out
+table, scored by the world's oracle:
+- after M³-RL the safety axis 0.42 -> 0.49 (safety score 0.34 -> 0.45), but general
+  accuracy 48 -> 43%;
+- after CALE 13% shorter responses at mean accuracy 43.9 -> 47.4%;
+- after search RL search-only facts 53 -> 84% (10 -> 16 of 19 prompts), but a
+  false-certain rate of 34% (from 59%; the cap is 10%): the tiny knowledge judge scores
+  right and wrong searched answers alike, so the constraint cannot reward the right ones.
+  docs/runlocal_search_gap.md gives what was measured and tried.
 
 `model=7b|72b` are the production shapes; data and checkpoints come from the paths.
 """

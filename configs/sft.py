@@ -37,7 +37,7 @@ def section(args):
       # is runlocal's distance from a knowledge question's "<word> of <name>" to the search
       # query that repeats it (data/world/knowledge_base.py; tests/configs checks it). On
       # the demo it takes teacher-forced p(name in the query) on held-out search-only
-      # prompts from 0.0003 to 0.95 and finds the fact's document on every one of them.
+      # prompts from 0.0003 to 0.99 and finds the fact's document on every one of them.
       "copy_span": 33 if local else 0,
       # Half the spans from an alphabet of this many ids (CopyTaskConfig.alphabet; 0: none).
       "copy_alphabet": 0,

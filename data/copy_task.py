@@ -21,7 +21,7 @@ is slow is finding a token's earlier occurrence; a copy at a fixed distance is l
 about a hundred updates. So the runlocal world puts each token a search trace copies at a
 fixed distance (data/world/knowledge_base.py), and its CoT-SFT appends 2 rows a batch
 whose spans all have that length (`min_span` = `max_span`, `sft.copy_span`): the policy
-then writes the held-out entity's name in its query (teacher-forced p 0.0003 -> 0.95).
+then writes the held-out entity's name in its query (teacher-forced p 0.0003 -> 0.99).
 
   batches = WithCopyRows(iter(pipeline), copyable_ids(tokenizer), CopyTaskConfig(rows=2),
                          tokenizer.special.pad)

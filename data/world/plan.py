@@ -179,7 +179,7 @@ def _judge_specs(rng: np.random.Generator, n: int, config: WorldConfig, split: s
                     fact=int(rng.integers(1 << 30)), search=bool(rng.random() < 0.2),
                     read=False)
         spec["search"] &= spec["pool"] != "known"
-        if config.judge_gold_swap_rate:  # Drawn only when on: rate 0 keeps the plan as it was.
+        if config.judge_gold_swap_rate:  # Drawn only when on: at 0 the plan is unchanged.
           spec["gold_swap"] = bool(rng.random() < config.judge_gold_swap_rate)
       specs[i] = spec
   return specs
