@@ -150,6 +150,9 @@ def rl_stage(args, **overrides):
       "updates_per_rollout": 1,  # One optimisation epoch per rollout batch.
       "logits_chunk": 0 if local else 1024,  # Tokens per logits chunk in the loss.
       "mix": {"general": 1.0},  # Prompt families (labels) and their weights.
+      # What scores knowledge answers in the reward: "knowledge", the knowledge judge (the
+      # paper's), or "gold_match" (ours), the rule that the answer states the gold.
+      "knowledge_verifier": "knowledge",
       "mixture_size": 4096,  # Prompts in the stage's mixture before it repeats.
       "rollout": "plain",  # "plain" or "search" (the tool-using agent rollout).
       "checkpoint_every": 4 if local else 10,  # Iterations between checkpoints.

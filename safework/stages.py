@@ -11,7 +11,8 @@ import dataclasses
 import functools
 import json
 import pathlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -23,6 +24,7 @@ from data.mixture import mixture
 from data.pipeline import Pipeline
 from data.pipeline_config import PipelineConfig
 from data.search import Document, SearchEngine
+from data.world import knowledge as world_knowledge
 from data.world import value as world_value
 from models import presets, vlm
 from rl import advantages, losses, optim, rollout, search_rollout, sft, train_step, trainer
@@ -156,48 +158,67 @@ def run_judges(ladder, params):
   reports = judge_training.evaluate(served, held_out)
   out = {"judge_table": judge_training.format_table(reports),
          "judge_accuracy": {k: r.accuracy for k, r in reports.items()}, "final_loss": losses}
-  checks = _value_pair_checks(ladder, served["value"])
+  checks = _pair_checks(ladder, served)
   out.update(checks)
   if checks:
-    out["judge_table"] += "\n\n" + _value_pair_lines(checks)
+    out["judge_table"] += "\n\n" + _pair_lines(checks)
   return params, out
 
 
-# (ours, world only) The value judge's pair checks on the held-out value prompts: the share
-# it scores the proper answer above a near miss (0.5 is chance) and the mean score of each
-# side (`judge_training.pair_check`). Held-out accuracy alone (76%) hid a value judge that
-# read neither letter nor reason: it scored every answer without a warning sentence 0.33.
-VALUE_PAIR_CHECKS = {
-    "value_letter_swap": (world_value.letter_swap_pair, "letter-swap check",
-                          "the same answer under the other letter"),
-    "value_reason_swap": (world_value.reason_swap_pair, "reason check",
-                          "the same letter with the bad option's reason"),
+# (ours, world only) The judges' pair checks on held-out prompts: the share of pairs the
+# judge scores the proper answer above a near miss (0.5 is chance) and the mean score of
+# each side (`judge_training.pair_check`). Held-out accuracy alone (76%) hid a value judge
+# that read neither letter nor reason: it scored every answer without a warning sentence
+# 0.33; and a knowledge judge at 86% that scored a wrong value like the gold.
+@dataclasses.dataclass(frozen=True)
+class PairCheck:
+  judge: str  # The judge checked; its family's held-out eval prompts make the pairs.
+  make_pair: Callable[[Example, Any], tuple[str, str]]  # (prompt, world context) -> pair.
+  title: str  # The check's name in the report.
+  better: str  # What the first of a pair is, and the second.
+  worse: str
+
+
+PAIR_CHECKS = {
+    "value_letter_swap": PairCheck("value", world_value.letter_swap_pair,
+                                   "letter-swap check", "the proper answer",
+                                   "the same answer under the other letter"),
+    "value_reason_swap": PairCheck("value", world_value.reason_swap_pair, "reason check",
+                                   "the proper answer",
+                                   "the same letter with the bad option's reason"),
+    "knowledge_value_swap": PairCheck("knowledge", world_knowledge.value_swap_pair,
+                                      "gold check", "the answer stating the gold",
+                                      "the same answer stating another value"),
 }
 
 
-def _value_pair_checks(ladder, judge: judges.Judge) -> dict[str, dict[str, float]]:
-  """Each check of `VALUE_PAIR_CHECKS`: `judge_training.pair_check`'s numbers and
-  "prompts"; {} without a world."""
+def _pair_checks(ladder, served: Mapping[str, judges.Judge]) -> dict[str, dict[str, float]]:
+  """Each check of `PAIR_CHECKS`: `judge_training.pair_check`'s numbers and "prompts"; {}
+  without a world."""
   if ladder.world is None:
     return {}
-  prompts = ladder.world.examples("eval", "value")[:ladder.config.judges.eval_examples]
   out = {}
-  for key, (make_pair, _, _) in VALUE_PAIR_CHECKS.items():
+  for key, check in PAIR_CHECKS.items():
+    prompts = ladder.world.examples("eval", check.judge)[:ladder.config.judges.eval_examples]
     items = [[judges.Item(p.question, judges_prompts.final_answer(text), p.gold, p.meta,
                           tuple(p.images))
-              for text in make_pair(p, ladder.world.context)]
+              for text in check.make_pair(p, ladder.world.context)]
              for p in prompts]
-    out[key] = dict(judge_training.pair_check(judge, [i[0] for i in items],
+    out[key] = dict(judge_training.pair_check(served[check.judge], [i[0] for i in items],
                                               [i[1] for i in items]), prompts=len(items))
   return out
 
 
-def _value_pair_lines(checks: Mapping[str, Mapping[str, float]]) -> str:
-  return "\n".join(
-      f"Value judge {VALUE_PAIR_CHECKS[key][1]}: the proper answer scored above "
-      f"{VALUE_PAIR_CHECKS[key][2]} on {c['pair_accuracy']:.1%} of {c['prompts']} held-out "
-      f"value prompts (50% is chance); mean P(good) {c['better_score']:.3f} against "
-      f"{c['worse_score']:.3f}." for key, c in checks.items())
+def _pair_lines(checks: Mapping[str, Mapping[str, float]]) -> str:
+  lines = []
+  for key, c in checks.items():
+    check = PAIR_CHECKS[key]
+    lines.append(
+        f"{check.judge.capitalize()} judge {check.title}: {check.better} scored above "
+        f"{check.worse} on {c['pair_accuracy']:.1%} of {c['prompts']} held-out "
+        f"{check.judge} prompts (50% is chance); mean score {c['better_score']:.3f} against "
+        f"{c['worse_score']:.3f}.")
+  return "\n".join(lines)
 
 
 def load_judges(ladder, params=None) -> dict[str, judges.Judge]:
@@ -308,24 +329,40 @@ def run_judge_refresh(ladder, params):
     refreshed[group] = result.params
   served = load_judges(ladder, refreshed)
   after = judge_training.evaluate(served, held_out)
-  checks = _value_pair_checks(ladder, served["value"])
+  checks = _pair_checks(ladder, served)
   ladder.reset_judges()
   acc = lambda reports: {k: r.accuracy for k, r in reports.items()}
   table = judge_refresh.accuracy_table(acc(before), acc(after),
                                        {k: r.examples for k, r in after.items()})
   if checks:
-    table += "\n\nAfter the refresh.\n" + _value_pair_lines(checks)
+    table += "\n\nAfter the refresh.\n" + _pair_lines(checks)
   logging.info("judge_refresh: accuracy on held-out policy responses\n%s", table)
   return params, {"refresh_table": table, **checks, "before": acc(before), "after": acc(after),
                   "train_verdicts": judge_refresh.verdict_counts(train),
                   "held_out_verdicts": judge_refresh.verdict_counts(held_out)}
 
 
+def _correctness(name: str) -> str | false_certain.CorrectnessFn:
+  """What the false-certain constraint reads as correct: a score of the stage's reward (the
+  knowledge judge's, "knowledge", as the paper does) or a rule verifier's (e.g.
+  "gold_match"), run on every response, a failed one counting as wrong."""
+  rule = recipes.rule_verifiers().get(name)
+  if rule is None:
+    return name
+
+  def correct(rollout, _):
+    result = rule(rollout)
+    return np.where(result.failed, 0.0, result.scores)
+
+  return correct
+
+
 def _reward_fn(ladder, cfg, tool_turns: bool = False):
   """The stage's label-routed reward; `tool_turns`: its responses may hold answered tool
   calls (the search rollout), which the format reward then reads as well formed."""
   verifiers = dict(recipes.rule_verifiers(), **ladder.judges())
-  recipe_config = cfg.get("reward") or recipes.authors_config()
+  recipe_config = cfg.get("reward") or recipes.authors_config(
+      knowledge_verifier=cfg.get("knowledge_verifier", "knowledge"))
   parsed = recipes.RewardRecipes.from_config(recipe_config, known_verifiers=tuple(verifiers))
   if tool_turns:
     parsed = dataclasses.replace(parsed, format=dataclasses.replace(parsed.format,
@@ -334,7 +371,8 @@ def _reward_fn(ladder, cfg, tool_turns: bool = False):
   if cfg.get("false_certain"):
     fc = cfg.false_certain
     reward = false_certain.FalseCertainReward(
-        reward, correctness="knowledge", cap=fc.cap, zeta=fc.zeta, dual_lr=fc.dual_lr,
+        reward, correctness=_correctness(fc.get("correctness", "knowledge")), cap=fc.cap,
+        zeta=fc.zeta, dual_lr=fc.dual_lr,
         lambda_init=fc.lambda_init, lambda_max=fc.lambda_max)
   return audit.OracleAudit(reward) if ladder.world is not None else reward
 

@@ -157,14 +157,7 @@ def get_template(name: str) -> JudgeTemplate:
   return TEMPLATES[name]
 
 
-def final_answer(response: str) -> str:
-  """The final answer of a response: the text after its last `</think>` (the whole text
-  when it has none and does not open with `<think>`), tool blocks removed, stripped."""
-  _, answer = rules.split_response(response)
-  close = answer.rfind(special_tokens.THINK_CLOSE)
-  if close >= 0:
-    answer = answer[close + len(special_tokens.THINK_CLOSE):]
-  return tool_calls.strip_tool_blocks(answer).strip()
+final_answer = rules.final_answer
 
 
 def reasoning(response: str) -> str:

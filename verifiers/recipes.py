@@ -33,7 +33,8 @@ FORMAT = "format"  # The name of r_format in `RewardOutput`; no recipe may use i
 
 
 def authors_config(knowledge_helpfulness_weight: float = 1.0,
-                   general_verifier: str = "accuracy") -> dict[str, Any]:
+                   general_verifier: str = "accuracy",
+                   knowledge_verifier: str = "knowledge") -> dict[str, Any]:
   """The authors' recipes of METHOD.md §3 as a config dict.
 
   Args:
@@ -41,15 +42,21 @@ def authors_config(knowledge_helpfulness_weight: float = 1.0,
       paper uses 1.0, or 0.5).
     general_verifier: 'accuracy' (boxed answer, maths equivalence) or 'reference' (the
       reference-answer grader, 0 / 0.5 / 1).
+    knowledge_verifier: 'knowledge' (the knowledge judge, the paper's) or 'gold_match'
+      (ours: the rule that the answer states a short gold answer, for a judge that cannot
+      compare the two).
   """
   if general_verifier not in ("accuracy", "reference"):
     raise ValueError(f"general_verifier must be 'accuracy' or 'reference', got "
                      f"{general_verifier!r}")
+  if knowledge_verifier not in ("knowledge", "gold_match"):
+    raise ValueError(f"knowledge_verifier must be 'knowledge' or 'gold_match', got "
+                     f"{knowledge_verifier!r}")
   return {
       "recipes": {
           "safety": {"safety": 1.0},
           "value": {"value": 1.0},
-          "knowledge": {"knowledge": 1.0, "helpfulness": knowledge_helpfulness_weight},
+          "knowledge": {knowledge_verifier: 1.0, "helpfulness": knowledge_helpfulness_weight},
           "general": {general_verifier: 1.0},
           "instruction": {"instruction": 1.0, "helpfulness": 1.0},
       },
@@ -59,8 +66,8 @@ def authors_config(knowledge_helpfulness_weight: float = 1.0,
 
 
 # Fallback scores of the rule and judge verifiers the default recipes name (ours: 0).
-DEFAULT_FALLBACK_SCORES = {**verdicts.FALLBACK_SCORES, "accuracy": 0.0, "instruction": 0.0,
-                           "length": 0.0, "language": 0.0}
+DEFAULT_FALLBACK_SCORES = {**verdicts.FALLBACK_SCORES, "accuracy": 0.0, "gold_match": 0.0,
+                           "instruction": 0.0, "length": 0.0, "language": 0.0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,7 +161,8 @@ class RewardRecipes:
 
 def rule_verifiers() -> dict[str, base.Verifier]:
   """The rule verifiers under their default names (the judges are added by the ladder)."""
-  return {"accuracy": rules.accuracy_verifier(), "length": rules.length_verifier(),
+  return {"accuracy": rules.accuracy_verifier(), "gold_match": rules.gold_match_verifier(),
+          "length": rules.length_verifier(),
           "language": rules.language_verifier(), "instruction": rules.instruction_verifier()}
 
 

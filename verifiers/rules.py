@@ -1,6 +1,6 @@
-"""Rule verifiers (METHOD.md §3): format, boxed-answer accuracy, length, language
-consistency and instruction constraints, as host functions of one response and as
-batch `Verifier`s.
+"""Rule verifiers (METHOD.md §3): format, boxed-answer accuracy, gold-answer match, length,
+language consistency and instruction constraints, as host functions of one response and
+as batch `Verifier`s.
 
 A response is the decoded assistant text with special tokens kept. Before any rule reads
 it, it is cut at the first `<|im_end|>` (what follows is padding) and `<|endoftext|>`
@@ -20,6 +20,7 @@ import re
 import numpy as np
 
 from data import special_tokens
+from data.search import tool_calls
 from rl import rewards
 from verifiers import base
 from verifiers import instruction_following
@@ -56,6 +57,16 @@ def split_response(text: str) -> tuple[str, str]:
   if think.startswith(_OPEN):
     think = think[len(_OPEN):]
   return think.strip(), text[close + len(_CLOSE):].strip()
+
+
+def final_answer(response: str) -> str:
+  """The final answer of a response: the text after its last `</think>` (the whole text
+  when it has none and does not open with `<think>`), tool blocks removed, stripped."""
+  _, answer = split_response(response)
+  close = answer.rfind(_CLOSE)
+  if close >= 0:
+    answer = answer[close + len(_CLOSE):]
+  return tool_calls.strip_tool_blocks(answer).strip()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +174,38 @@ def boxed_accuracy(response: str, gold: str, symbolic: bool = True) -> float:
   if boxed is None:
     return 0.0
   return float(math_equivalence.answers_match(boxed, gold, symbolic=symbolic))
+
+
+_CONFIDENCE_TAG = re.compile(f"{re.escape(special_tokens.CONFIDENCE_OPEN)}.*?"
+                             f"{re.escape(special_tokens.CONFIDENCE_CLOSE)}", re.S)
+_ALTERNATIVE = "or"
+
+
+def _words(text: str) -> list[str]:
+  return re.findall(r"\w+", text.lower())
+
+
+def gold_match(response: str, gold: str) -> float:
+  """1.0 if the final answer states `gold`, else 0.0: a short-answer (SimpleQA-style)
+  check by rule, for facts whose gold is a word or a few.
+
+  The final answer (`final_answer`, stated confidences removed) matches when its words,
+  lower-cased and without punctuation, hold the gold's words as a contiguous run. A hedged
+  answer that states the gold counts; one naming alternatives ("X or Y") does not, since
+  a contradiction is not correct; a paraphrase of the gold does not match.
+  """
+  target = _words(gold)
+  words = _words(_CONFIDENCE_TAG.sub(" ", final_answer(response)))
+  if not target or (_ALTERNATIVE in words and _ALTERNATIVE not in target):
+    return 0.0
+  n = len(target)
+  return float(any(words[i:i + n] == target for i in range(len(words) - n + 1)))
+
+
+def gold_match_verifier(name: str = "gold_match") -> base.RuleVerifier:
+  """`gold_match` of each response; a response whose prompt has no gold fails (fallback)."""
+  return base.RuleVerifier(name, lambda s: None if s.gold is None else gold_match(
+      s.response, s.gold))
 
 
 def accuracy_verifier(name: str = "accuracy", symbolic: bool = True) -> base.RuleVerifier:

@@ -113,3 +113,15 @@ def respond(example: Example, kind: str, rng: np.random.Generator, ctx: Context,
     think = compose.pad_thinking(think, recap, rng, ctx.config.overlong_repeats)
   prefix = _search_segments(example, rng, ctx, read) if search else ""
   return prefix + compose.trace(think, answer), labels
+
+
+def value_swap_pair(example: Example, ctx: Context) -> tuple[str, str]:
+  """A right answer to knowledge prompt `example` (searching first when the fact is search
+  only) and the same response with another value in place of the gold in its final
+  answer. A judge that compares the answer with the gold scores the first above the
+  second; one that reads only the answer's form cannot."""
+  rng = np.random.default_rng(0)
+  right, _ = respond(example, "correct", rng, ctx, search=bool(example.meta["search_only"]))
+  wrong = knowledge_base.wrong_value(rng, ctx.kb, example.meta["relation"], example.gold)
+  head, _, tail = right.rpartition(example.gold)
+  return right, head + wrong + tail

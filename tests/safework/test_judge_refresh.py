@@ -126,6 +126,11 @@ def test_the_stage_fine_tunes_each_group_from_its_judge_and_serves_the_result(
          in record["refresh_table"]
   assert f"Value judge reason check: the proper answer scored above the same letter with the " \
          f"bad option's reason on {reason['pair_accuracy']:.1%}" in record["refresh_table"]
+  gold = record["knowledge_value_swap"]
+  assert gold["prompts"] == len(run.world.examples("eval", "knowledge")[
+      :config.judges.eval_examples])
+  assert f"Knowledge judge gold check: the answer stating the gold scored above the same " \
+         f"answer stating another value on {gold['pair_accuracy']:.1%}" in record["refresh_table"]
 
   # The RL stages get the refreshed judges.
   served = stages.load_judges(ladder.Ladder(config, tmp_path))

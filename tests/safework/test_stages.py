@@ -5,10 +5,12 @@ refused before any training."""
 import numpy as np
 import pytest
 
-from data.world import value
+from data.world import knowledge, value
+from rl import rewards
 from safework import ladder, stages
 from tests.safework.ladder_config import shrunken
-from verifiers import judge_training, judges, judges_prompts
+from tests.verifiers.rollouts import make_rollout
+from verifiers import false_certain, judge_training, judges, judges_prompts
 
 
 def test_judge_stage_trains_each_group_once_and_serves_every_judge(tmp_path, monkeypatch):
@@ -29,28 +31,33 @@ def test_judge_stage_trains_each_group_once_and_serves_every_judge(tmp_path, mon
   assert set(metrics["judge_accuracy"]) == {"safety", "value", "knowledge", "helpfulness"}
   assert set(metrics["final_loss"]) == {"safety+value+helpfulness", "knowledge"}
   served = stages.load_judges(run)  # restored from the workdir
-  # The value judge's pair checks (letter swap, reason swap) on the held-out value prompts.
-  prompts = run.world.examples("eval", "value")[:config.judges.eval_examples]
+  # The judges' pair checks (value: letter swap, reason swap; knowledge: the gold against
+  # another value) on the held-out prompts.
   for key, make_pair in (("value_letter_swap", value.letter_swap_pair),
-                         ("value_reason_swap", value.reason_swap_pair)):
+                         ("value_reason_swap", value.reason_swap_pair),
+                         ("knowledge_value_swap", knowledge.value_swap_pair)):
+    judge = key.split("_")[0]
+    prompts = run.world.examples("eval", judge)[:config.judges.eval_examples]
     check = metrics[key]
     assert check["prompts"] == len(prompts) > 0
     pairs = [[judges.Item(p.question, judges_prompts.final_answer(text), p.gold, p.meta,
                           tuple(p.images)) for text in make_pair(p, run.world.context)]
              for p in prompts]
-    scores = served["value"].score_items([a for a, _ in pairs] + [b for _, b in pairs]).scores
+    scores = served[judge].score_items([a for a, _ in pairs] + [b for _, b in pairs]).scores
     n = len(pairs)
     assert check["pair_accuracy"] == pytest.approx(float(np.mean(scores[:n] > scores[n:])))
     assert check["better_score"] == pytest.approx(float(np.mean(scores[:n])), abs=1e-6)
     assert check["worse_score"] == pytest.approx(float(np.mean(scores[n:])), abs=1e-6)
-    assert f"mean P(good) {check['better_score']:.3f} against {check['worse_score']:.3f}" in \
+    assert f"mean score {check['better_score']:.3f} against {check['worse_score']:.3f}" in \
         metrics["judge_table"]
-    assert f"on {check['pair_accuracy']:.1%} of {n} held-out value prompts" in \
+    assert f"on {check['pair_accuracy']:.1%} of {n} held-out {judge} prompts" in \
         metrics["judge_table"]
   assert "Value judge letter-swap check: the proper answer scored above the same answer " \
          "under the other letter" in metrics["judge_table"]
   assert "Value judge reason check: the proper answer scored above the same letter with the " \
          "bad option's reason" in metrics["judge_table"]
+  assert "Knowledge judge gold check: the answer stating the gold scored above the same " \
+         "answer stating another value" in metrics["judge_table"]
   assert served["safety"].model is served["value"].model is not served["knowledge"].model
   # config.judges.scoring: the knowledge judge scored by its most probable verdict.
   items = [judges.Item(p.question, judges_prompts.final_answer(p.response), p.gold, p.meta)
@@ -119,3 +126,30 @@ def test_findings_state_the_acceptance_comparisons_with_their_numbers():
   # Without the world's funnel (a run scored by its judges), no funnel line.
   del points[-1][1]["search_call_rate"]
   assert len(stages.findings(points)) == 3
+
+
+def test_false_certain_correctness_from_a_rule_overrides_the_judge():
+  """With `false_certain.correctness` "gold_match", λ·reliability follows the rule, not the
+  judge's knowledge score (here 1 for every answer); a score name is passed through."""
+  assert stages._correctness("knowledge") == "knowledge"
+  responses = [f"<think>x</think>The answer is {v}. <confidence>{c}</confidence>"
+               for v, c in (("Netafe", 9), ("Bavi", 9), ("Bavi", 2), ("Netafe", 2))]
+  rollout = make_rollout(responses, golds=["Netafe"] * 4, labels=["knowledge"] * 4)
+
+  def judge_says_right(r):
+    n = len(r)
+    return rewards.RewardOutput(total=np.zeros([n], np.float32),
+                                scores={"knowledge": np.ones([n], np.float32)},
+                                weights={"knowledge": np.ones([n], np.float32)},
+                                failures={"knowledge": 0})
+
+  reward = false_certain.FalseCertainReward(
+      judge_says_right, stages._correctness("gold_match"), cap=0.1, dual_lr=1.0,
+      lambda_init=1.0, lambda_max=5.0)
+  out = reward(rollout)
+  # Right and confident, wrong and unsure: reliable; the confident wrong one is the false
+  # certain one (1 of 4), the unsure right one is unreliable.
+  np.testing.assert_array_equal(out.scores["reliability"], [1, 0, 1, 0])
+  np.testing.assert_array_equal(out.total, [1, 0, 1, 0])
+  assert out.scores["false_certain_rate"][0] == 0.25
+  assert reward.lagrange_multiplier == pytest.approx(1.0 + (0.25 - 0.1))

@@ -156,6 +156,24 @@ def test_from_config_accepts_a_config_dict():
   assert parsed.format == rules.FormatConfig() and not parsed.format_gates
   reference = recipes.authors_config(general_verifier="reference")
   assert reference["recipes"]["general"] == {"reference": 1.0}
+  rule = recipes.authors_config(knowledge_verifier="gold_match")
+  assert rule["recipes"]["knowledge"] == {"gold_match": 1.0, "helpfulness": 1.0}
+  with pytest.raises(ValueError, match="knowledge_verifier"):
+    recipes.authors_config(knowledge_verifier="oracle")
+
+
+def test_gold_match_knowledge_recipe_pays_the_gold_not_another_value():
+  verifiers = {**_fakes(), **recipes.rule_verifiers()}
+  reward_fn = recipes.build_reward_fn(recipes.RewardRecipes.from_config(
+      recipes.authors_config(knowledge_verifier="gold_match")), verifiers)
+  out = reward_fn(make_rollout(
+      ["<think>x</think>The answer is Kope.", "<think>x</think>The answer is Bavi.",
+       "<think>x</think>The answer is Kope."],
+      labels=["knowledge"] * 3, golds=["Kope", "Kope", None],
+      metas=[{"helpfulness": 0.0}] * 3))
+  np.testing.assert_array_equal(out.scores["gold_match"], [1.0, 0.0, 0.0])
+  np.testing.assert_array_equal(out.total, [2.0, 1.0, 1.0])
+  assert out.failures["gold_match"] == 1  # No gold: the fallback score, counted.
 
 
 @pytest.mark.parametrize("config, message", [

@@ -128,6 +128,36 @@ def test_accuracy_verifier_reads_the_answer_part_and_fails_without_gold():
   np.testing.assert_array_equal(result.scores[~result.failed], [1.0, 0.0, 0.0])
 
 
+@pytest.mark.parametrize("response, gold, expected", [
+    ("<think>x</think>The answer is Netafe. <confidence>9</confidence>", "Netafe", 1.0),
+    ("<think>x</think>The answer is netafe!", "Netafe", 1.0),  # Case and punctuation.
+    ("<think>x</think>I think the answer is Netafe. <confidence>3</confidence>", "Netafe",
+     1.0),  # Hedged but correct counts.
+    ("<think>x</think>The answer is Netafe or Bavi. <confidence>3</confidence>", "Netafe",
+     0.0),  # A contradiction does not.
+    ("<think>x</think>The answer is Bavi. <confidence>9</confidence>", "Netafe", 0.0),
+    ("<think>x</think>The answer is Netafey.", "Netafe", 0.0),  # Whole words only.
+    ("<think>Netafe</think>I do not know the answer.", "Netafe", 0.0),  # Think ignored.
+    (f"<think>x</think>{_CALL}{_RESULT}<think>It is Netafe.</think>The answer is Bavi.",
+     "Netafe", 0.0),  # Tool output and the thinking after it are not the answer.
+    (f"<think>x</think>{_CALL}{_RESULT}<think>y</think>The answer is Netafe.", "Netafe", 1.0),
+    ("<think>x</think>The answer is 1466. <confidence>10</confidence>", "1466", 1.0),
+    ("<think>x</think>The answer is 10. <confidence>1466</confidence>", "1466", 0.0),
+    ("<think>x</think>It is dark red.", "dark red", 1.0),  # A gold of several words.
+    ("<think>x</think>It is red, not dark.", "dark red", 0.0),
+])
+def test_gold_match(response, gold, expected):
+  assert rules.gold_match(response, gold) == expected
+
+
+def test_gold_match_verifier_fails_without_gold():
+  rollout = make_rollout(["<think>x</think>The answer is Netafe."] * 2,
+                         golds=["Netafe", None])
+  result = rules.gold_match_verifier()(rollout)
+  np.testing.assert_array_equal(result.failed, [False, True])
+  assert result.scores[0] == 1.0
+
+
 def test_length_and_language_verifiers():
   rollout = make_rollout(["<think>x</think>Three apples.", "<think>x</think>三个苹果。"],
                          questions=["How many apples?", "How many apples?"], lengths=[90, 130])
