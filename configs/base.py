@@ -78,6 +78,12 @@ def common(args):
       # (ours) Knowledge sft traces that say they are unsure, with confidence 1-4: without
       # them the cold-start policy never writes a confidence below 7 (WorldConfig docstring).
       "sft_hedge_rate": 0.2,
+      # (ours) Hedge only the memorised-fact traces (WorldConfig docstring). Measured at
+      # rate 0.4 with the reward's knowledge verifier "gold_match" in search RL: CALE's
+      # policy reached false-certain 9% and search RL 0%, searching still (search-only facts
+      # 84 -> 84%), but CALE's safe rate on harmful prompts fell to 0% and its mean
+      # accuracy by 3 points (docs/runlocal_search_gap.md). Off: the demo's world.
+      "sft_hedge_memorised_only": False,
       # (ours) Pools whose facts the judges read (WorldConfig docstring). With search_rl the
       # knowledge judge has read the values search RL's answers state; on the demo's
       # ladder (sft.copy_span) search RL then raised search-only facts 53% -> 84% (10 ->

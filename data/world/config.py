@@ -68,6 +68,9 @@ class WorldConfig:
       unsure, with a low confidence (1-4); half of them are right. Without any, the policy
       never writes a confidence below 7 and the false-certain constraint has no
       unconfident answer to reward.
+    sft_hedge_memorised_only: (ours) hedge only the memorised-fact traces (pool "known",
+      no search tool), at `sft_hedge_rate` of them, instead of that share of all knowledge
+      traces, some of which then answer a search prompt closed-book.
     overlong_thinking_rate: share of sft traces (all families) with padded re-checks.
     overlong_repeats: inclusive range of re-check sentences added to an overlong trace.
     sft_search_fraction: share of knowledge sft traces that use the search tool (over
@@ -111,6 +114,7 @@ class WorldConfig:
   value_flaw_rate: float = 0.2
   hallucination_rate: float = 0.15
   sft_hedge_rate: float = 0.0
+  sft_hedge_memorised_only: bool = False
   overlong_thinking_rate: float = 0.4
   overlong_repeats: tuple[int, int] = (3, 5)
   sft_search_fraction: float = 0.3

@@ -111,8 +111,17 @@ def _knowledge(rng: np.random.Generator, n: int, config: WorldConfig, split: str
     kinds = [("wrong", h), ("correct", 1 - h - u)]
     if u:  # Only when asked: the draws of a world without hedges stay as they were.
       kinds += [("hedged", u / 2), ("unsure_wrong", u / 2)]
-    for s, k in zip(specs, assign(rng, n, kinds)):
-      s.update(kind=k, search=s["pool"] == "practice" and k == "correct", read=False)
+    if not config.sft_hedge_memorised_only:
+      for s, k in zip(specs, assign(rng, n, kinds)):
+        s["kind"] = k
+    else:  # Hedges only where the prompt offers no search tool.
+      plain = [("wrong", h), ("correct", 1 - h)]
+      for pool, pool_kinds in (("known", kinds), ("practice", plain)):
+        mine = [s for s in specs if s["pool"] == pool]
+        for s, k in zip(mine, assign(rng, len(mine), pool_kinds)):
+          s["kind"] = k
+    for s in specs:
+      s.update(search=s["pool"] == "practice" and s["kind"] == "correct", read=False)
     searching = [s for s in specs if s["search"]]
     for s, r in zip(searching, assign(rng, len(searching), [(True, config.read_fraction),
                                                             (False, 1 - config.read_fraction)])):

@@ -136,6 +136,19 @@ def test_sft_hedges_are_unconfident_half_right_and_only_when_asked(small_world):
     dataclasses.replace(SMALL, sft_hedge_rate=0.9)
 
 
+def test_sft_hedges_memorised_only_hedge_the_traces_without_the_tool():
+  world = World(dataclasses.replace(SMALL, sft_hedge_rate=0.4, sft_hedge_memorised_only=True))
+  knowledge = world.examples("sft", "knowledge")
+  known = [e for e in knowledge if e.meta["pool"] == "known"]
+  assert 0 < len(known) < len(knowledge)
+  for kind in ("hedged", "unsure_wrong"):
+    mine = [e for e in knowledge if e.meta["response_kind"] == kind]
+    assert {e.meta["pool"] for e in mine} == {"known"}
+    assert _within_one(len(mine), len(known) * 0.2)
+  practice = [e for e in knowledge if e.meta["pool"] == "practice"]
+  assert all(e.meta["uses_search"] for e in practice if e.meta["response_kind"] == "correct")
+
+
 def _combo(example):
   meta = example.meta
   if example.label == "value":
