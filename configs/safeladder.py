@@ -24,7 +24,7 @@ entities it has never read. Its held-out table, scored by the world's oracle:
 - after CALE 13% shorter responses at mean accuracy 43.9 -> 47.4%;
 - after search RL search-only facts 53 -> 84% (10 -> 16 of 19 prompts), but a
   false-certain rate of 34% (from 59%; the cap is 10%): the memorised facts the policy
-  has forgotten it answers closed-book at confidence 9. The constraint reads correctness
+  has forgotten it answers closed-book at confidence 8-9. The constraint reads correctness
   from the gold-match rule, since the tiny knowledge judge scores a wrong value like the
   gold (configs/search.py). docs/runlocal_search_gap.md gives what was measured and tried.
 

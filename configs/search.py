@@ -31,7 +31,7 @@ def section(args):
       # runlocal: 10 iterations at lr 1e-4, sampled at 0.6. From the demo's CALE policy
       # (search-only facts 53%, false-certain 59%) it searches on more prompts (calls 14 ->
       # 35 a batch, search-only 84%) but false-certain stays at 34%: the 13 memorised facts
-      # are answered closed-book, wrong, at confidence 9 (docs/runlocal_search_gap.md). With
+      # are answered closed-book, wrong, at confidence 8-9 (docs/runlocal_search_gap.md). With
       # the judge as correctness, 3e-4 reached 0% by "I do not know" everywhere
       # (search-only 5%). With the rule: 3e-4 (the rule also in the reward) 79% and 41%;
       # closed-book prompts at 0.4 of the mix, 84% and 34% (50% sampled at 1.0).
