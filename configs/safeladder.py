@@ -40,6 +40,11 @@ def get_config(arg=None):
   # judge_refresh (ours) labels the policy's samples with the world's oracle: runlocal only.
   c.stages = ("judges", "sft") + (("judge_refresh",) if args["runlocal"] else ()) + (
       "m3rl_a", "m3rl_b", "efficient", "search")
+  # (ours) Train the judges in a second thread while CoT-SFT runs, which does not need them
+  # (safework/ladder.py). On a 2-core CPU one tiny model's programs already keep about 1.6
+  # cores busy, so the pair takes about 80% of the two stages' time in turn, with the same
+  # results. Off on accelerators, where each stage fills the mesh.
+  c.overlap_judges = bool(args["runlocal"])
   c.judges = judges.section(args)
   c.judge_refresh = judges.refresh(args)
   c.sft = sft.section(args)

@@ -3,12 +3,16 @@ again: finished stages are not redone, the unfinished one resumes from its check
 and the report covers every rung."""
 
 import json
+import threading
 
+import jax
 import numpy as np
 import pytest
 
-from rl import trainer
+from models import vlm
+from rl import sft, trainer
 from safework import ladder, stages
+from safework.infra import checkpoint
 from tests.safework.ladder_config import shrunken
 
 
@@ -122,3 +126,99 @@ def test_the_judges_initializer_range_reaches_the_judge_model_only(tmp_path):
   assert run.model_config.text.initializer_range == config.model.initializer_range
   del config.judges["initializer_range"]  # A config from before the field: Qwen's 0.02.
   assert stages._judge_model_config(run).text.initializer_range == 0.02
+
+
+def _judges_and_sft(overlap: bool):
+  config = shrunken()
+  config.stages = ("judges", "sft")
+  config.overlap_judges = overlap
+  return config
+
+
+def _leaves(run, stage, group=None):
+  like = jax.eval_shape(lambda: vlm.init_params(run.model_config, jax.random.key(0)))
+  if group is None:
+    return jax.tree.leaves(run.load_final(stage, like))
+  judge_config = stages._judge_model_config(run)
+  return jax.tree.leaves(stages._restore_judge(run, group, judge_config))
+
+
+def test_judges_beside_cot_sft_give_the_sequential_ladders_results(tmp_path, monkeypatch):
+  """config.overlap_judges: the judges train in a second thread while CoT-SFT runs (the
+  judges wait for CoT-SFT to start, which a sequential run would never do), and both
+  stages' parameters and records are those of the sequential run."""
+  sft_started = threading.Event()
+  threads = {}
+  judges_stage, sft_stage = stages.STAGES["judges"], stages.STAGES["sft"]
+
+  def judges_after_sft_starts(run, params):
+    threads["judges"] = threading.current_thread()
+    assert sft_started.wait(timeout=120), "CoT-SFT did not start while the judges trained"
+    return judges_stage(run, params)
+
+  def sft(run, params):
+    threads["sft"] = threading.current_thread()
+    sft_started.set()
+    return sft_stage(run, params)
+
+  sequential = ladder.Ladder(_judges_and_sft(False), tmp_path / "sequential")
+  sequential.run()
+  monkeypatch.setitem(stages.STAGES, "judges", judges_after_sft_starts)
+  monkeypatch.setitem(stages.STAGES, "sft", sft)
+  overlapped = ladder.Ladder(_judges_and_sft(True), tmp_path / "overlapped")
+  overlapped.run()
+
+  assert threads["sft"] is threading.main_thread()
+  assert threads["judges"] is not threading.main_thread()
+  for stage, key in (("judges", "judge_table"), ("sft", "eval")):
+    records = [json.loads((r.workdir / stage / "DONE.json").read_text())
+               for r in (sequential, overlapped)]
+    assert records[0][key] == records[1][key]
+  pairs = [(_leaves(sequential, "sft"), _leaves(overlapped, "sft"))]
+  pairs += [(_leaves(sequential, "judges", g), _leaves(overlapped, "judges", g))
+            for g in stages._judge_groups(sequential)]
+  for first, second in pairs:
+    assert len(first) == len(second) > 0
+    for a, b in zip(first, second):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+class _SFTKilled(Exception):
+  pass
+
+
+def test_a_ladder_killed_in_cot_sft_keeps_the_judges_trained_beside_it(tmp_path, monkeypatch):
+  """A CoT-SFT failure while the judges train beside it: the run waits for the judges to
+  finish and save, then raises; started again it skips them and resumes CoT-SFT from its
+  checkpoint."""
+  config = _judges_and_sft(True)
+  config.sft.steps = 3
+  original_save = checkpoint.Checkpointer.save
+
+  def save_then_die(self, step, *args, **kwargs):
+    out = original_save(self, step, *args, **kwargs)
+    if self.directory.parent.name == "sft" and step == 1:
+      self.wait()
+      raise _SFTKilled
+    return out
+
+  monkeypatch.setattr(checkpoint.Checkpointer, "save", save_then_die)
+  with pytest.raises(_SFTKilled):
+    ladder.Ladder(config, tmp_path).run()
+  assert (tmp_path / "judges" / "DONE.json").exists()
+  assert not (tmp_path / "sft" / "DONE.json").exists()
+  assert not [t for t in threading.enumerate() if t.name == "beside"]  # None outlives it.
+
+  monkeypatch.setattr(checkpoint.Checkpointer, "save", original_save)
+  monkeypatch.setitem(stages.STAGES, "judges", lambda *a: pytest.fail("the judges ran again"))
+  resumed_at = []
+  original_init = sft.SFTTrainer.__init__
+
+  def record(self, *args, **kwargs):
+    original_init(self, *args, **kwargs)
+    resumed_at.append(int(self.state.step))
+
+  monkeypatch.setattr(sft.SFTTrainer, "__init__", record)
+  ladder.Ladder(config, tmp_path).run()
+  assert resumed_at == [1]
+  assert json.loads((tmp_path / "sft" / "DONE.json").read_text())["eval"]
