@@ -23,13 +23,13 @@ def section(args):
                  "cale_alpha": 0.5 if args["runlocal"] else 0.88, "cale_beta": 0.0,
                  "dynamic_sampling": False},
       # runlocal: 27 updates of 6 prompts. From the demo's M³-RL policy (39.4 tokens, mean
-      # accuracy 41.0%, search-only facts 74%): 18 gave 34.4 tokens (-13%) at 49.8%, 24 gave
-      # 31.7 (-20%, rounded from 19.5) at 42.4%, 25 gave 30.3 (-23%) at 38.6%, 26 gave 28.8 (-27%) at
-      # 36.6%, 27 gave 27.7 (-30%) at 39.8%, 30 gave 25.3 (-36%) at 39.4%. Past 24 the
-      # policy stops searching on most search-only prompts (27: 21% right, 30: 11%), which
-      # search RL then restores (27: 84%; 30: collapsed, false-certain 100%). From the
-      # earlier M³-RL policy sampled at 1 (39.8 tokens, 43.9%): 18 gave -13% at 47.4%, 24
-      # -23% at 38.7%.
+      # accuracy 41.0%, search-only facts 74%): 18 gave 34.4 tokens (-13%) at 49.8%, 24
+      # gave 31.7 (-19.5%) at 42.4%, 25 gave 30.3 (-23%) at 38.6%, 26 gave 28.8 (-27%) at
+      # 36.6%, 27 gave 27.7 (-30%) at 39.8%, 30 gave 25.3 (-36%) at 39.4%: not monotone,
+      # and 27 is within 2 points by 0.8. Past 24 the policy stops searching on most
+      # search-only prompts (27: 21% right, 30: 11%), which search RL then restores (27:
+      # 84%; 30: collapsed, false-certain 100%). From the earlier M³-RL policy sampled at 1
+      # (39.8 tokens, 43.9%): 18 gave -13% at 47.4%, 24 -23% at 38.7%.
       iterations=27 if args["runlocal"] else 200,
       prompts_per_iteration=6 if args["runlocal"] else 128,
       # runlocal lr 2e-4 with the search tool in the rollout. From the earlier M³-RL policy

@@ -40,8 +40,8 @@ POLICY_STAGES = ("sft", "m3rl_a", "m3rl_b", "efficient", "search")
 # Stages that neither read nor change the judges: with config.overlap_judges the judges
 # train beside them.
 JUDGE_FREE_STAGES = ("sft",)
-TITLES = {"judge_refresh": "judge refresh", "sft": "CoT-SFT", "m3rl_a": "M³-RL A", "m3rl_b": "M³-RL B",
-          "efficient": "CALE", "search": "Search RL", "initial": "initial"}
+TITLES = {"judge_refresh": "judge refresh", "sft": "CoT-SFT", "m3rl_a": "M³-RL A",
+          "m3rl_b": "M³-RL B", "efficient": "CALE", "search": "Search RL", "initial": "initial"}
 
 
 class _Beside(threading.Thread):
