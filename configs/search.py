@@ -29,12 +29,13 @@ def section(args):
                      "lambda_max": 5.0,
                      "correctness": "gold_match" if args["runlocal"] else "knowledge"},
       # runlocal: 10 iterations at lr 1e-4, sampled at 0.6. From the demo's CALE policy
-      # (search-only facts 53%, false-certain 59%) it searches on more prompts (calls 14 ->
-      # 35 a batch, search-only 84%) but false-certain stays at 34%: the 13 memorised facts
-      # are answered closed-book, wrong, at confidence 8-9 (docs/runlocal_search_gap.md). With
-      # the judge as correctness, 3e-4 reached 0% by "I do not know" everywhere
-      # (search-only 5%). With the rule: 3e-4 (the rule also in the reward) 79% and 41%;
-      # closed-book prompts at 0.4 of the mix, 84% and 34% (50% sampled at 1.0).
+      # (search-only facts 21%, false-certain 41%) it searches again (calls 1 -> 39 a batch,
+      # search-only 84%) but false-certain ends at 47%: the memorised facts are answered
+      # closed-book, wrong, at high confidence (docs/runlocal_search_gap.md). From an earlier
+      # CALE policy (53%, 59%; M³-RL sampled at 1): with the judge as correctness, 3e-4
+      # reached 0% by "I do not know" everywhere (search-only 5%); with the rule, 1e-4 gave
+      # 84% and 34%, 3e-4 (the rule also in the reward) 79% and 41%, closed-book prompts at
+      # 0.4 of the mix 84% and 34% (50% sampled at 1.0).
       learning_rate=1e-4 if args["runlocal"] else 1e-6,
       temperature=0.6 if args["runlocal"] else 1.0,
       max_new_tokens=192 if args["runlocal"] else 8192)
