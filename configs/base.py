@@ -82,7 +82,9 @@ def common(args):
       # rate 0.4 with the reward's knowledge verifier "gold_match" in search RL: CALE's
       # policy reached false-certain 9% and search RL 0%, searching still (search-only facts
       # 84 -> 84%), but CALE's safe rate on harmful prompts fell to 0% and its mean
-      # accuracy by 3 points (docs/runlocal_search_gap.md). Off: the demo's world.
+      # accuracy by 3 points (docs/runlocal_search_gap.md). With the demo's M³-RL and CALE
+      # settings: search RL 0% false-certain, but M³-RL general accuracy 50.0 -> 46.6% and
+      # CALE collapsed; none of 14 M³-RL settings met that point. Off: the demo's world.
       "sft_hedge_memorised_only": False,
       # (ours) Pools whose facts the judges read (WorldConfig docstring). With search_rl the
       # knowledge judge has read the values search RL's answers state; on the demo's
