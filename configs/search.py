@@ -8,6 +8,8 @@ Writes `search/`; its evaluation shows search-only facts answered and few confid
 errors.
 """
 
+from ml_collections import config_dict
+
 from configs import base
 
 
@@ -16,8 +18,11 @@ def section(args):
       args, mix={"search": 0.6, "knowledge": 0.2, "general": 0.1, "safety": 0.1},
       rollout="search",
       # Tool use budget; runlocal's world traces show one hit (configs/base.py).
+      # `confidence_temperature` (ours): the token after <confidence> in training rollouts
+      # is drawn at this temperature (rl/search_rollout.py); None: at `temperature`.
       search={"max_tool_calls": 3, "top_k": 1 if args["runlocal"] else 2,
-              "max_tool_tokens": 96},
+              "max_tool_tokens": 96,
+              "confidence_temperature": config_dict.placeholder(float)},
       # The constraint and its multiplier. `correctness`: what says a knowledge answer is
       # right, the knowledge judge's score ("knowledge", the paper's) or a rule verifier
       # ("gold_match", ours: the answer states the gold). runlocal uses the rule: the tiny

@@ -17,6 +17,7 @@ What each caller does with them:
     responses and caches (masked out of the loss) and re-opens them; `decode` again.
   * Value-guided step search: `segment_end_tokens=(step_delimiter,)`, then
     `fork(state, k)`, score on the host, `select(state, best_rows)`, `decode` again.
+  * Holding rows out of a `decode`: `finish(state, rows)`, then `resume(state, rows)`.
   * Human CoT editing / forced prefixes: `sample(..., forced_prefix=ids)` or `append` after
     `prefill`: the prefix is part of the response (mask 0) and decoding continues from it.
 
@@ -290,7 +291,13 @@ def _finish_impl(state: SamplingState, rows_r: jax.Array) -> SamplingState:
   return state.replace(done_b=state.done_b.at[rows_r].set(True))
 
 
+def _resume_impl(state: SamplingState, rows_r: jax.Array) -> SamplingState:
+  open_r = state.length_b[rows_r] < state.max_length_b[rows_r]
+  return state.replace(done_b=state.done_b.at[rows_r].set(~open_r))
+
+
 _finish_jit = jax.jit(_finish_impl, donate_argnames=("state",))
+_resume_jit = jax.jit(_resume_impl, donate_argnames=("state",))
 
 
 # ----------------------------------------------------------------------------- host API
@@ -399,7 +406,7 @@ def decode(params, state: SamplingState, *, method: Method = Greedy(),
   """
   if not isinstance(method, (sampling_methods.Greedy, sampling_methods.Temperature,
                              sampling_methods.TopK, sampling_methods.TopP,
-                             sampling_methods.MinP)):
+                             sampling_methods.MinP, sampling_methods.Exploring)):
     raise ValueError(f"method must be one of rl.sampling_methods' methods, got {method!r}")
   vocab = state.config.text.vocab_size
   steps = state.max_new_tokens if max_steps is None else _positive_int(max_steps, "max_steps")
@@ -472,6 +479,12 @@ def fork(state: SamplingState, times: int) -> SamplingState:
 def finish(state: SamplingState, rows) -> SamplingState:
   """Marks rows done (e.g. out of tool turns); `state` is donated."""
   return _finish_jit(state, _rows_array(rows, state.batch_size, "finish"))
+
+
+def resume(state: SamplingState, rows) -> SamplingState:
+  """Re-opens rows that `finish` held (done again only where the budget is used), so the
+  next `decode` continues them; `state` is donated."""
+  return _resume_jit(state, _rows_array(rows, state.batch_size, "resume"))
 
 
 def outputs(state: SamplingState, stop_tokens: int | Sequence[int] = ()) -> SampleOutput:

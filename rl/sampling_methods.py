@@ -1,4 +1,5 @@
-"""Token-drawing rules of the sampler: greedy, temperature, top-k, top-p (nucleus), min-p.
+"""Token-drawing rules of the sampler: greedy, temperature, top-k, top-p (nucleus), min-p,
+and exploring (drawn at one temperature, recorded at another).
 
 Each method is a small frozen dataclass (hashable, so the jitted decode loop takes it as a
 static argument: one compilation per method and setting) with
@@ -136,10 +137,40 @@ class MinP:
     return _categorical(keys_b, jnp.where(scaled_bv >= floor_b1, scaled_bv, -jnp.inf))
 
 
-Method = Greedy | Temperature | TopK | TopP | MinP
+@dataclasses.dataclass(frozen=True)
+class Exploring:
+  """A draw from softmax(logits / draw_temperature), recorded with the log-probability at
+  `temperature`, the policy's: exploration whose tokens enter the loss as the policy's own
+  samples (importance ratio 1 before the first update, no pull of the loss towards the
+  broader distribution). The policy-gradient estimate is then off-policy at these tokens
+  by design; use it for a few chosen tokens (rl/search_rollout.py's confidences).
+  `tokens`, when given, are the only ids drawn (e.g. the confidence values)."""
+
+  draw_temperature: float = 1.0
+  temperature: float = 1.0
+  tokens: tuple[int, ...] = ()
+
+  def __post_init__(self):
+    _check_temperature("Exploring", self.temperature)
+    t = self.draw_temperature
+    if not (isinstance(t, (int, float)) and math.isfinite(t) and t > 0):
+      raise ValueError(f"Exploring.draw_temperature must be a finite number > 0, got {t!r}")
+    if not isinstance(self.tokens, tuple) or not all(
+        isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in self.tokens):
+      raise ValueError(f"Exploring.tokens must be a tuple of token ids, got {self.tokens!r}")
+
+  def draw(self, logits_bv: jax.Array, keys_b: jax.Array) -> jax.Array:
+    scaled_bv = logits_bv / self.draw_temperature
+    if self.tokens:
+      allowed_v = jnp.zeros(logits_bv.shape[-1], bool).at[jnp.asarray(self.tokens)].set(True)
+      scaled_bv = jnp.where(allowed_v, scaled_bv, -jnp.inf)
+    return _categorical(keys_b, scaled_bv)
+
+
+Method = Greedy | Temperature | TopK | TopP | MinP | Exploring
 
 METHODS: dict[str, type] = {"greedy": Greedy, "temperature": Temperature, "top_k": TopK,
-                            "top_p": TopP, "min_p": MinP}
+                            "top_p": TopP, "min_p": MinP, "exploring": Exploring}
 
 
 def method_from_config(cfg: Mapping[str, Any]) -> Method:

@@ -380,8 +380,10 @@ def _reward_fn(ladder, cfg, tool_turns: bool = False):
 # --------------------------------------------------------------------- evaluation
 
 
-def _rollout_fn(ladder, sampling: rollout.SamplingConfig, use_tool: bool):
-  """The plain sampler rollout, or the tool-using agent when asked and a corpus exists."""
+def _rollout_fn(ladder, sampling: rollout.SamplingConfig, use_tool: bool,
+                training: bool = False):
+  """The plain sampler rollout, or the tool-using agent when asked and a corpus exists;
+  its confidence exploration (`search.search.confidence_temperature`) only for training."""
   engine = _search_engine(ladder)
   if not use_tool or engine is None:
     return rollout.sampler_rollout(ladder.model_config, sampling)
@@ -390,6 +392,8 @@ def _rollout_fn(ladder, sampling: rollout.SamplingConfig, use_tool: bool):
   else:  # A stage run alone: show as many hits as the world's traces do.
     world = ladder.config.get("world")
     tool = {"top_k": world.search_top_k} if world and "search_top_k" in world else {}
+  if not training:
+    tool.pop("confidence_temperature", None)
   return search_rollout.search_rollout(ladder.model_config, sampling, ladder.tokenizer, engine,
                                        search_rollout.SearchConfig(**tool))
 
@@ -510,7 +514,8 @@ def rl_stage(name: str):
     uses_tool = cfg.rollout == "search" and _search_engine(ladder) is not None
     run = trainer.RLTrainer(config, ladder.model_config, params, optimizer, data,
                             _reward_fn(ladder, cfg, tool_turns=uses_tool),
-                            ladder.tokenizer.decode, _rollout_fn(ladder, sampling, uses_tool),
+                            ladder.tokenizer.decode,
+                            _rollout_fn(ladder, sampling, uses_tool, training=True),
                             ladder.workdir / name,
                             mesh=ladder.mesh, rules=ladder.rules)
     with sharding.activate(ladder.mesh, ladder.rules):

@@ -120,6 +120,24 @@ def test_decoding_in_chunks_draws_what_one_call_draws(setup):
   np.testing.assert_array_equal(sampler.outputs(state).tokens_bt, whole.tokens_bt)
 
 
+def test_rows_held_out_of_a_decode_resume_where_they_stopped(setup, greedy):
+  _, config, params, _, inputs, next_position = setup
+  state = sampler.prefill(params, inputs, next_position, config=config, max_new_tokens=NEW,
+                          rng=jax.random.key(0), num_samples=G)
+  state = sampler.decode(params, state, max_steps=2)
+  held = [0, 3]
+  state = sampler.decode(params, sampler.finish(state, held), max_steps=3)
+  lengths = np.asarray(state.length_b)
+  assert lengths[held].tolist() == [2, 2] and np.all(np.delete(lengths, held) == 5)
+  state = sampler.decode(params, sampler.resume(state, held))
+  out = jax.tree.map(np.asarray, sampler.outputs(state))
+  np.testing.assert_array_equal(out.tokens_bt, greedy.tokens_bt)  # As if never held.
+  np.testing.assert_allclose(out.logprobs_bt, greedy.logprobs_bt, atol=1e-5, rtol=0)
+  # A row whose budget is used stays done.
+  assert np.all(out.lengths_b == NEW)
+  assert np.asarray(sampler.resume(state, [0, 1]).done_b).all()
+
+
 @pytest.fixture(scope="module")
 def greedy(setup):
   return run(setup, sm.Greedy())

@@ -24,12 +24,14 @@ def softmax(z):
 
 def exact(method):
   """The truncated, renormalised distribution, computed independently in numpy."""
-  z = LOGITS / method.temperature
+  z = LOGITS / getattr(method, "draw_temperature", method.temperature)
   p = softmax(z)
   order = np.argsort(-z, kind="stable")
   keep = np.zeros(len(z), bool)
   if isinstance(method, sm.Temperature):
     keep[:] = True
+  elif isinstance(method, sm.Exploring):
+    keep[list(method.tokens) or slice(None)] = True
   elif isinstance(method, sm.TopK):
     keep[order[:method.k]] = True
   elif isinstance(method, sm.TopP):
@@ -48,6 +50,7 @@ def exact(method):
 @pytest.mark.parametrize("method", [
     sm.Temperature(1.0), sm.Temperature(0.6), sm.TopK(3), sm.TopK(5, temperature=2.0),
     sm.TopP(0.6), sm.TopP(0.9, temperature=0.8), sm.MinP(0.2), sm.MinP(0.05, temperature=1.5),
+    sm.Exploring(2.0, 0.6), sm.Exploring(3.0, 0.6, tokens=(1, 4, 5, 10)),
 ], ids=str)
 def test_empirical_distribution_matches_the_truncated_one(method):
   keys = jax.random.split(jax.random.key(0), DRAWS)
@@ -55,7 +58,8 @@ def test_empirical_distribution_matches_the_truncated_one(method):
   tokens = np.asarray(jax.jit(method.draw)(logits, keys))
   freq = np.bincount(tokens, minlength=len(LOGITS)) / DRAWS
   q = exact(method)
-  assert 1 < (q > 0).sum() < len(LOGITS) or isinstance(method, sm.Temperature)
+  assert 1 < (q > 0).sum() < len(LOGITS) or (isinstance(method, (sm.Temperature, sm.Exploring))
+                                              and not getattr(method, "tokens", ()))
   np.testing.assert_array_equal(freq[q == 0], 0)
   stderr = np.sqrt(q * (1 - q) / DRAWS)
   assert np.all(np.abs(freq - q) <= SIGMAS * stderr + 1e-12), (freq, q)
@@ -77,6 +81,8 @@ def test_token_logprobs_are_the_untruncated_tempered_log_softmax():
     got = sm.token_logprobs(jnp.asarray(logits), jnp.asarray(tokens), t)
     np.testing.assert_allclose(got, expected, atol=1e-6)
   assert sm.Greedy().temperature == 1.0 and sm.TopP(0.9, temperature=0.5).temperature == 0.5
+  # Exploring draws at its draw temperature and is recorded at the policy's.
+  assert sm.Exploring(3.0, 0.6).temperature == 0.6
 
 
 def test_methods_are_hashable_static_settings():
@@ -90,6 +96,9 @@ def test_methods_are_hashable_static_settings():
     (lambda: sm.TopP(1.5), "TopP.p"),
     (lambda: sm.MinP(-0.1), "MinP.p"),
     (lambda: sm.TopP(0.5, temperature=float("nan")), "TopP.temperature"),
+    (lambda: sm.Exploring(0.0), "Exploring.draw_temperature"),
+    (lambda: sm.Exploring(2.0, -1.0), "Exploring.temperature"),
+    (lambda: sm.Exploring(2.0, tokens=[1, 2]), "Exploring.tokens"),
     (lambda: sm.method_from_config({"name": "top_p", "p": 0.9, "top_k": 3}), "top_k"),
     (lambda: sm.method_from_config({"name": "beam"}), "beam"),
 ])

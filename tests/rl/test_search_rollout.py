@@ -32,7 +32,8 @@ WIDTH = 8  # Prompt width.
 NEW = 24  # Response budget.
 WORDS = ("<unk>", "please", "q_call", "q_plain", "search:", "read:", "alpha", "beta", "[d1]",
          "alpha:", "d1", "banana", "the", "answer", "gamma",
-         "q_step", "good", "bad", "step.")  # The last four: tests/safework/test_step_search.py.
+         "q_step", "good", "bad", "step.",  # These four: tests/safework/test_step_search.py.
+         *map(str, range(11)))  # Confidence values.
 
 
 class WordTokenizer:
@@ -356,6 +357,108 @@ def test_greedy_search_returns_the_decoded_responses(search_run):
   np.testing.assert_array_equal(lengths, [12, 3, 12, 12])
 
 
+# The answer states a confidence: "... the answer<confidence>8</confidence><|im_end|>",
+# 8 preferred after <confidence>, 3 nearly as much.
+CONFIDENT = {**SEARCH, W["answer"]: {S.confidence_open: 1.0},
+             S.confidence_open: {W["8"]: 1.0, W["3"]: 0.9},
+             W["8"]: {S.confidence_close: 1.0}, W["3"]: {S.confidence_close: 1.0},
+             S.confidence_close: {S.im_end: 1.0}}
+VALUES = {W[str(v)] for v in range(11)}
+
+
+@pytest.fixture(scope="module")
+def confident_params():
+  return planted_params(CONFIDENT)
+
+
+def closed_book_batch(texts, offers_tool):
+  """Prompts with rows whose system prompts show the tool-call syntax or not."""
+  prompts, seqs = prompt_batch(texts)
+  system = "Write <tool_call>search: words</tool_call> to search."
+  rows = [types.SimpleNamespace(example=types.SimpleNamespace(system=system if o else None))
+          for o in offers_tool]
+  return dataclasses.replace(prompts, rows=rows), seqs
+
+
+def test_the_token_after_confidence_is_drawn_at_the_confidence_temperature(confident_params):
+  t = 3.0
+  config = sr.SearchConfig(2, 2, 8, confidence_temperature=t, confidence_exploration="all")
+  _, samples, engine, stats, prompts = run(confident_params, config, num_samples=4, seed=3)
+  rows = range(samples.lengths_b.size)
+  seqs = [prompts[n // 4] + row(samples, n)[0] for n in rows]
+  logp_nlv = _full_logprobs(confident_params, seqs)
+  explored, held = [], 0
+  for n in rows:
+    tokens, mask, logprobs = row(samples, n)
+    p = len(prompts[n // 4])
+    for i in np.flatnonzero(mask):
+      predicted = logp_nlv[n, p + i - 1]
+      # The log-probability of every drawn token is the policy's (greedy: temperature 1),
+      # the explored ones' too: they enter the loss as its own samples.
+      np.testing.assert_allclose(logprobs[i], predicted[tokens[i]], atol=2e-5, rtol=0)
+      if i > 0 and tokens[i - 1] == S.confidence_open and mask[i - 1]:
+        explored.append(tokens[i])  # Drawn among the values at t.
+      else:
+        assert int(np.argmax(predicted)) == tokens[i], (n, i)  # Greedy.
+    # Rows paused at </tool_call> while others drew their confidence were held: the tool
+    # response follows the call directly.
+    for i in np.flatnonzero(np.asarray(tokens[:-1]) == S.tool_call_close):
+      held += 1
+      assert tokens[i + 1] == S.tool_response_open and not mask[i + 1]
+  assert held == stats.tool_calls >= 12 and len(engine.calls) >= 12
+  assert stats.confidence_draws == len(explored) >= 16
+  assert set(explored) <= VALUES  # Only confidence values are drawn.
+  # The draws explore: greedy alone would state 8 every time; at t the model's values
+  # (8 and 3 planted, the others ~8/t nats behind) all come up.
+  assert explored.count(W["8"]) < len(explored) and len(set(explored)) > 2
+  # Without the setting the same rows state 8, and greedy_search ignores it.
+  _, plain, _, plain_stats, _ = run(confident_params, sr.SearchConfig(2, 2, 8))
+  for n in range(len(PROMPTS)):
+    tokens = row(plain, n)[0]
+    assert tokens[tokens.index(S.confidence_open) + 1] == W["8"]
+  assert plain_stats.confidence_draws == 0
+  texts, _ = sr.greedy_search(confident_params, prompt_batch(PROMPTS)[0],
+                              model_config=CONFIG, tokenizer=TOK, engine=FakeEngine(),
+                              config=config, max_new_tokens=NEW)
+  assert texts == [TOK.decode(row(plain, n)[0]) for n in range(len(PROMPTS))]
+  assert all("<confidence>8</confidence>" in text for text in texts)
+
+
+def test_closed_book_exploration_leaves_prompts_that_offer_the_tool_alone(confident_params):
+  # Prompts 0 and 3 offer the tool, 1 and 2 do not; each is sampled 4 times.
+  offers_tool = [True, False, False, True]
+  prompts, _ = closed_book_batch(PROMPTS, offers_tool)
+  config = sr.SearchConfig(2, 2, 8, confidence_temperature=50.0)
+  fn = sr.search_rollout(CONFIG, rollout.SamplingConfig(num_samples=4, max_new_tokens=NEW,
+                                                        method=Greedy()), TOK, FakeEngine(),
+                         config)
+  samples = jax.device_get(fn(confident_params, prompts, jax.random.key(4)).samples)
+  _, plain, _, _, _ = run(confident_params, sr.SearchConfig(2, 2, 8), num_samples=4)
+  stated = []
+  for n in range(16):
+    tokens = row(samples, n)[0]
+    if offers_tool[n // 4]:  # Decoded exactly as without exploration.
+      assert tokens == row(plain, n)[0]
+      assert tokens[tokens.index(S.confidence_open) + 1] == W["8"]
+    else:
+      stated += [tokens[i + 1] for i in np.flatnonzero(np.asarray(tokens[:-1]) ==
+                                                       S.confidence_open)]
+  assert fn.last_stats.confidence_draws == len(stated) >= 8
+  assert set(stated) <= VALUES and len(set(stated)) > 2  # Near uniform at 50.
+
+
+def test_confidence_draws_are_deterministic_under_a_seed(confident_params):
+  config = sr.SearchConfig(2, 2, 8, confidence_temperature=3.0, confidence_exploration="all")
+  a, b, c = (run(confident_params, config, num_samples=4, seed=seed)[1] for seed in (5, 5, 6))
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(x, y)
+  assert np.any(a.tokens_bt != c.tokens_bt)
+
+
+def test_confidence_value_tokens_are_the_first_tokens_of_0_to_10():
+  assert sr.confidence_value_tokens(TOK) == tuple(sorted(VALUES))
+
+
 def test_bad_settings_fail_with_the_field_name():
   with pytest.raises(ValueError, match="max_tool_tokens"):
     sr.SearchConfig(max_tool_tokens=1)
@@ -366,3 +469,11 @@ def test_bad_settings_fail_with_the_field_name():
   with pytest.raises(ValueError, match="stop_tokens"):
     sr.search_rollout(CONFIG, rollout.SamplingConfig(stop_tokens=(S.im_end, S.tool_call_close)),
                       TOK, FakeEngine())
+  for bad in (0.0, -1.0, float("inf"), True, "2"):
+    with pytest.raises(ValueError, match="confidence_temperature"):
+      sr.SearchConfig(confidence_temperature=bad)
+  with pytest.raises(ValueError, match="confidence_exploration"):
+    sr.SearchConfig(confidence_exploration="some")
+  with pytest.raises(ValueError, match="<confidence>"):
+    sr.search_rollout(CONFIG, rollout.SamplingConfig(stop_tokens=(S.im_end, S.confidence_open)),
+                      TOK, FakeEngine(), sr.SearchConfig(confidence_temperature=2.0))

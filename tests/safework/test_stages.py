@@ -2,11 +2,13 @@
 saved by an interrupted run is not trained again, and groups that leave a judge out are
 refused before any training."""
 
+import types
+
 import numpy as np
 import pytest
 
 from data.world import knowledge, value
-from rl import rewards
+from rl import rewards, rollout
 from safework import ladder, stages
 from tests.safework.ladder_config import shrunken
 from tests.verifiers.rollouts import make_rollout
@@ -153,3 +155,21 @@ def test_false_certain_correctness_from_a_rule_overrides_the_judge():
   np.testing.assert_array_equal(out.total, [1, 0, 1, 0])
   assert out.scores["false_certain_rate"][0] == 0.25
   assert reward.lagrange_multiplier == pytest.approx(1.0 + (0.25 - 0.1))
+
+
+def test_confidence_exploration_is_for_training_rollouts_on_closed_book_prompts(tmp_path):
+  config = shrunken()
+  config.search.search.confidence_temperature = 4.0
+  run = ladder.Ladder(config, tmp_path)
+  sampling = rollout.SamplingConfig(num_samples=2, max_new_tokens=32)
+  assert stages._rollout_fn(run, sampling, use_tool=True).config.confidence_temperature is None
+  training = stages._rollout_fn(run, sampling, use_tool=True, training=True)
+  assert training.config.confidence_temperature == 4.0
+  # The search stage's prompts: the memorised facts are asked closed-book, the search
+  # prompts offer the tool.
+  sources = stages._rl_sources(run)
+  known, search = sources["knowledge"], sources["search"]
+  assert known and search and all(ex.meta["pool"] == "known" for ex in known)
+  rows = [types.SimpleNamespace(example=ex) for ex in known + search]
+  np.testing.assert_array_equal(training.explorable(rows + [None]),
+                                [True] * len(known) + [False] * len(search) + [False])
