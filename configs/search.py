@@ -18,8 +18,11 @@ def section(args):
       args, mix={"search": 0.6, "knowledge": 0.2, "general": 0.1, "safety": 0.1},
       rollout="search",
       # Tool use budget; runlocal's world traces show one hit (configs/base.py).
-      # `confidence_temperature` (ours): the token after <confidence> in training rollouts
-      # is drawn at this temperature (rl/search_rollout.py); None: at `temperature`.
+      # `confidence_temperature` (ours): in training rollouts the confidence of closed-book
+      # prompts (`confidence_exploration`, default "closed_book"; or "all") is drawn at
+      # this temperature among the values 0..10 (rl/search_rollout.py); None: off. Off
+      # here: from the demo's CALE policy, values at 5 gave search-only 79%, false-certain
+      # 50%; exploring every prompt stopped searching (docs/runlocal_search_gap.md).
       search={"max_tool_calls": 3, "top_k": 1 if args["runlocal"] else 2,
               "max_tool_tokens": 96,
               "confidence_temperature": config_dict.placeholder(float)},
