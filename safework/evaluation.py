@@ -209,11 +209,18 @@ Scorer = Callable[[Sequence[Example], Sequence[str], Sequence[int]], dict[str, f
 def evaluate(examples: Sequence[Example], generate: Generate, config: EvalConfig,
              scorer: Scorer = score) -> dict[str, float]:
   """Generates for the first `config.num_examples` examples in batches and scores them
-  (by the world's oracle unless another `scorer` is given)."""
+  (by the world's oracle unless another `scorer` is given).
+
+  The batches hold one label each where they can (a stable sort by label; the scorer sees
+  the examples in their own order): a greedy decode runs until its longest row stops, and
+  only knowledge prompts pause for tool calls, so mixing short answers with searched ones
+  would make every batch as slow as its slowest family."""
   examples = list(examples)[:config.num_examples]
-  responses, lengths = [], []
-  for start in range(0, len(examples), config.batch_size):
-    texts, lens = generate(examples[start:start + config.batch_size])
-    responses += list(texts)
-    lengths += list(lens)
+  order = sorted(range(len(examples)), key=lambda i: examples[i].label)
+  responses, lengths = [""] * len(examples), [0] * len(examples)
+  for start in range(0, len(order), config.batch_size):
+    rows = order[start:start + config.batch_size]
+    texts, lens = generate([examples[i] for i in rows])
+    for i, text, n in zip(rows, texts, lens, strict=True):
+      responses[i], lengths[i] = text, int(n)
   return scorer(examples, responses, lengths)

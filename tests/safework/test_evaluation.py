@@ -114,17 +114,27 @@ def test_the_search_funnel_separates_retrieval_from_reading():
   assert none["n/search_read_accuracy"] == 0
 
 
-def test_evaluate_batches_and_keeps_order():
+def test_evaluate_batches_by_label_and_keeps_order():
   traces = _traces()[:10]
-  seen = []
+  assert len({e.label for e in traces[:7]}) > 1
+  seen, scored = [], {}
 
   def generate(batch):
-    seen.append(len(batch))
-    return [e.response for e in batch], [1] * len(batch)
+    seen.append([e.label for e in batch])
+    return [e.uid for e in batch], [len(e.uid) for e in batch]
+
+  def scorer(examples, responses, lengths):
+    scored.update(examples=examples, responses=responses, lengths=lengths)
+    return {"num_examples": len(examples)}
 
   metrics = evaluation.evaluate(traces, generate, evaluation.EvalConfig(num_examples=7,
-                                                                        batch_size=3))
-  assert seen == [3, 3, 1] and metrics["num_examples"] == 7
+                                                                        batch_size=3), scorer)
+  assert [len(b) for b in seen] == [3, 3, 1] and metrics["num_examples"] == 7
+  # Generated grouped by label (sorted), scored in the examples' own order.
+  assert sum(seen, []) == sorted(e.label for e in traces[:7])
+  assert scored["examples"] == traces[:7]
+  assert scored["responses"] == [e.uid for e in traces[:7]]
+  assert scored["lengths"] == [len(e.uid) for e in traces[:7]]
 
 
 def test_report_writes_the_table_and_plots(tmp_path):
