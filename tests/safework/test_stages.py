@@ -121,10 +121,16 @@ def test_findings_state_the_acceptance_comparisons_with_their_numbers():
                        "n/knowledge_accuracy_search_only": 19.0, "n/search_call_rate": 20.0,
                        "n/search_read_accuracy": 0.0})
   assert stages.findings(points)[2:] == [
-      "Search RL: search-only facts 5.3% (1 of 19) -> 37.0% (n=19); false-certain rate "
-      "60.0% (12 of 20) -> 0.0% (0 of 20).",
+      "Search RL: search-only facts 5.3% (1 of 19) -> 37.0% (n=19) (+31.7 ± 23.9 points); "
+      "false-certain rate 60.0% (12 of 20) -> 0.0% (0 of 20).",
       "Search funnel after search RL (search-only prompts): called search 50.0% (10 of 20), "
       "shown the fact's document 25.0%, right when shown it –."]
+  # A change of general accuracy with its 95% interval, by hand: 0.4 -> 0.5 over 100
+  # prompts each, 1.96 * sqrt(0.24 / 100 + 0.25 / 100) = 13.7 points.
+  for name, value in (("CoT-SFT", 0.4), ("M³-RL B", 0.5)):
+    dict(points)[name].update({"general_accuracy": value, "n/general_accuracy": 100.0})
+  assert stages.findings(points)[0].endswith(
+      "general accuracy 40.0% (40 of 100) -> 50.0% (50 of 100) (+10.0 ± 13.7 points).")
   # Without the world's funnel (a run scored by its judges), no funnel line.
   del points[-1][1]["search_call_rate"]
   assert len(stages.findings(points)) == 3
