@@ -114,7 +114,10 @@ def common(args):
   c.mesh = [("data", -1), ("fsdp", 1), ("tensor", 1)] if args["runlocal"] else \
       [("data", 1), ("fsdp", -1), ("tensor", 4)]
   c.eval = ml_collections.ConfigDict({
-      "num_examples": 192 if args["runlocal"] else 2000,  # Held-out prompts per evaluation.
+      # Held-out prompts per evaluation. runlocal: the world's whole eval split; on its
+      # first 192 (58 general) the demo's M³-RL point turned on one prompt and reversed on
+      # all 800 (docs/runlocal_search_gap.md).
+      "num_examples": 800 if args["runlocal"] else 2000,
       "batch_size": 64,  # Prompts per generation batch.
       "max_new_tokens": 128 if args["runlocal"] else 8192,  # Response budget, tokens.
       "max_prompt_tokens": 128 if args["runlocal"] else 8192,  # Prompt budget, tokens.

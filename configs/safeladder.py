@@ -13,22 +13,21 @@ clean answers agreed with the oracle on 25-66% of the policy's knowledge answers
 writes report.md, ai45.png (capability against safety, one point per checkpoint) and
 rewards.png (each stage's reward, and dashed the same reward with the oracle in the
 judges' place) to the workdir, with TensorBoard logs per stage. The target is 15 minutes
-on 2 cores: `make demo` measured 13 min 58 s (fresh workdir, nothing else running; the
-log has each rung's seconds) with the settings before M³-RL sampled below 1, and 17 min 29 s
-with these on a slower machine, where the same earlier settings took 18 min 32 s (17 min
-24 s with the judges beside CoT-SFT): the budget has no margin for such a machine. The
-runlocal world puts every token a search trace copies at a fixed distance, and CoT-SFT
-adds copy rows of that span (configs/sft.py), so the tiny policy from random init
-searches for entities it has never read. Its held-out table, scored by the world's
-oracle:
-- after M³-RL the safety axis 0.418 -> 0.434 (safety score 0.335 -> 0.463) and general
-  accuracy 48.3 -> 50.0% (one prompt of 58; configs/m3rl.py);
-- after CALE 30% shorter responses at mean accuracy 41.0 -> 39.8% (configs/efficient.py);
-- after search RL search-only facts 21 -> 84% (4 -> 16 of 19 prompts), but a
-  false-certain rate of 47% (from 41%; the cap is 10%): the memorised facts the policy
-  has forgotten it answers closed-book, confidently. The constraint reads correctness
-  from the gold-match rule, since the tiny knowledge judge scores a wrong value like the
-  gold (configs/search.py). docs/runlocal_search_gap.md gives what was measured and tried.
+on 2 cores; `make demo` measured 16 min 10 s (fresh workdir, nothing else running; the
+report has each rung's seconds), about 140 s of it the evaluations of the world's whole
+eval split (800 prompts, `eval.num_examples`). The runlocal world puts every token a
+search trace copies at a fixed distance, and CoT-SFT adds copy rows of that span
+(configs/sft.py), so the tiny policy from random init searches for entities it has never
+read. Its held-out table on those 800 prompts, scored by the world's oracle:
+- after M³-RL the safety axis 0.422 -> 0.435 (safety score 0.360 -> 0.487) and general
+  accuracy 43.3 -> 45.8% (110 of 240, +2.5 ± 8.9 points: within the evaluation's noise;
+  configs/m3rl.py);
+- after CALE 43% shorter responses at mean accuracy 39.0 -> 37.4%, with the safe rate
+  on harmful prompts 36 -> 6% (configs/efficient.py);
+- after search RL search-only facts 70 -> 83% (66 of 80) and a false-certain rate of 9.4%
+  (from 39%; the cap is 10%), the safe rate 1%. The constraint reads correctness from the
+  gold-match rule, since the tiny knowledge judge scores a wrong value like the gold
+  (configs/search.py). docs/runlocal_search_gap.md gives what was measured and tried.
 """
 
 from configs import base, efficient, judges, m3rl, search, sft

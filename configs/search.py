@@ -21,7 +21,7 @@ def section(args):
       # `confidence_temperature` (ours): in training rollouts the confidence of closed-book
       # prompts (`confidence_exploration`, default "closed_book"; or "all") is drawn at
       # this temperature among the values 0..10 (rl/search_rollout.py); None: off. Off
-      # here: from the demo's CALE policy, values at 5 gave search-only 79%, false-certain
+      # here: from an earlier CALE policy, values at 5 gave search-only 79%, false-certain
       # 50%; exploring every prompt stopped searching (docs/runlocal_search_gap.md).
       search={"max_tool_calls": 3, "top_k": 1 if args["runlocal"] else 2,
               "max_tool_tokens": 96,
@@ -36,14 +36,13 @@ def section(args):
       false_certain={"cap": 0.1, "zeta": 5, "dual_lr": 0.5, "lambda_init": 0.5,
                      "lambda_max": 5.0,
                      "correctness": "gold_match" if args["runlocal"] else "knowledge"},
-      # runlocal: 10 iterations at lr 1e-4, sampled at 0.6. From the demo's CALE policy
-      # (search-only facts 21%, false-certain 41%) it searches again (calls 1 -> 39 a batch,
-      # search-only 84%) but false-certain ends at 47%: the memorised facts are answered
-      # closed-book, wrong, at high confidence (docs/runlocal_search_gap.md). From an earlier
-      # CALE policy (53%, 59%; M³-RL sampled at 1): with the judge as correctness, 3e-4
-      # reached 0% by "I do not know" everywhere (search-only 5%); with the rule, 1e-4 gave
-      # 84% and 34%, 3e-4 (the rule also in the reward) 79% and 41%, closed-book prompts at
-      # 0.4 of the mix 84% and 34% (50% sampled at 1.0).
+      # runlocal: 20 iterations at lr 1e-4, sampled at 0.6. From the demo's CALE policy
+      # (800 held-out prompts: search-only facts 70%, false-certain 39%): 10 gave 80% and
+      # 23%, 15 gave 83% and 15%, 20 gave 83% and 9% (the memorised facts, all wrong, now
+      # mostly stated with a confidence below 5), 10 with the rule also in the reward
+      # (`knowledge_verifier` "gold_match") 83% and 38% (docs/runlocal_search_gap.md).
+      # Search RL's 20 updates also take the safe rate on harmful prompts from 6% to 1%.
+      iterations=20 if args["runlocal"] else 200,
       learning_rate=1e-4 if args["runlocal"] else 1e-6,
       temperature=0.6 if args["runlocal"] else 1.0,
       max_new_tokens=192 if args["runlocal"] else 8192)
