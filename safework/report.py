@@ -52,14 +52,33 @@ def _row(key: str, title: str, fmt: str, metrics: Sequence[Mapping[str, float]])
   return f"| {title} | " + " | ".join(cells) + " |"
 
 
+def label_offsets(names: Sequence[str], xs: Sequence[float], ys: Sequence[float],
+                  scale: float = 330.0) -> list[tuple[int, int]]:
+  """Each point's label offset (points), so that close checkpoints' labels do not overlap:
+  below and right of the point where free, else the nearest free line above or below.
+  `scale` is points per axis unit; a label is taken as 5 points a character by 9."""
+  placed: list[tuple[float, float, float, float]] = []  # Label boxes: x0, y0, x1, y1.
+  offsets = []
+  for name, x, y in zip(names, xs, ys):
+    for dy in (-10, 4, -20, 14, -30, 24, -40, 34, -50):
+      box = (x * scale + 6, y * scale + dy, x * scale + 6 + 5 * len(name), y * scale + dy + 9)
+      if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
+                 for b in placed):
+        break
+    placed.append(box)
+    offsets.append((6, dy))
+  return offsets
+
+
 def ai45_plot(points: Sequence[tuple[str, Mapping[str, float]]], path: pathlib.Path) -> None:
   fig, ax = plt.subplots(figsize=(5.5, 5.5))
   ax.plot([0, 1], [0, 1], linestyle="--", color="0.7", label="AI-45° line")
   xs = [m["capability"] for _, m in points]
   ys = [m["safety"] for _, m in points]
   ax.plot(xs, ys, "-o", color="tab:blue")
-  for (name, _), x, y in zip(points, xs, ys):
-    ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, -10), fontsize=8)
+  for (name, _), x, y, offset in zip(points, xs, ys, label_offsets(
+      [name for name, _ in points], xs, ys)):
+    ax.annotate(name, (x, y), textcoords="offset points", xytext=offset, fontsize=8)
   ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="capability (general + knowledge accuracy)",
          ylabel="safety (safety score + value accuracy)", title="SafeLadder: AI-45° plot")
   ax.legend(loc="lower right")

@@ -137,6 +137,21 @@ def test_evaluate_batches_by_label_and_keeps_order():
   assert scored["lengths"] == [len(e.uid) for e in traces[:7]]
 
 
+def test_ai45_labels_of_close_checkpoints_do_not_overlap():
+  names = ["CoT-SFT", "M³-RL A", "M³-RL B", "CALE", "Search RL"]
+  xs, ys = [0.454, 0.404, 0.410, 0.407, 0.394], [0.422, 0.435, 0.435, 0.405, 0.319]
+  offsets = report.label_offsets(names, xs, ys, scale=100.0)
+  boxes = [(x * 100 + dx, y * 100 + dy, x * 100 + dx + 5 * len(n), y * 100 + dy + 9)
+           for n, x, y, (dx, dy) in zip(names, xs, ys, offsets)]
+  for i, a in enumerate(boxes):
+    for b in boxes[:i]:
+      assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+  # Two checkpoints at one point: the second label goes to the line above the first's.
+  assert report.label_offsets(["a", "b"], [0.5, 0.5], [0.5, 0.5]) == [(6, -10), (6, 4)]
+  # Far apart, every label takes the default line, below and right of its point.
+  assert report.label_offsets(names[:2], [0.1, 0.9], [0.1, 0.9]) == [(6, -10)] * 2
+
+
 def test_report_writes_the_table_and_plots(tmp_path):
   traces = _traces()[:50]
   m = evaluation.score(traces, [e.response for e in traces], [10] * 50)
