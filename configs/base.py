@@ -160,6 +160,11 @@ def rl_stage(args, **overrides):
       "micro_batches": 1 if local else 16,  # Gradient accumulation per update.
       "updates_per_rollout": 1,  # One optimisation epoch per rollout batch.
       "logits_chunk": 0 if local else 1024,  # Tokens per logits chunk in the loss.
+      # (ours) Each update's sequences are cut to the rollout's longest prompt + response,
+      # rounded up to this many tokens (0: the whole budget). The result is the same; each
+      # distinct length compiles the update once. runlocal pads prompts to 128 tokens
+      # (~70 used) and search responses to 192 (~150 used with the tool's output).
+      "length_multiple": 64 if local else 0,
       "mix": {"general": 1.0},  # Prompt families (labels) and their weights.
       # What scores knowledge answers in the reward: "knowledge", the knowledge judge (the
       # paper's), or "gold_match" (ours), the rule that the answer states the gold.

@@ -5,7 +5,9 @@ prompts it continued). The default one calls `sampler.sample` once; the delibera
 search rollout runs the sampler in segments with tool calls but returns the same type.
 `assemble` then lays each response right after its prompt's last token, with the
 continuing M-RoPE positions, the sampler's log-probabilities and the loss mask (tool
-output and forced prefixes are not the policy's and are masked out).
+output and forced prefixes are not the policy's and are masked out). With a
+`length_multiple` it keeps only as many token columns as the rollout's longest prompt +
+response needs, rounded up to that multiple: the columns it drops hold only padding.
 
 Axis letters: B prompts, G samples per prompt, N = B*G rows, P prompt length,
 R response length, L = P + R.
@@ -14,6 +16,7 @@ R response length, L = P + R.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -102,16 +105,16 @@ def host_rollout(generation: Generation, decode: Callable[[Sequence[int]], str])
       response_lengths=drawn, truncated=~np.asarray(samples.finished_b))
 
 
-@jax.jit
+@functools.partial(jax.jit, static_argnames="length")
 def _assemble(prompt: ModelInputs, next_position_b, samples: sampler.SampleOutput,
-              advantages_n) -> RLBatch:
+              advantages_n, length: int) -> RLBatch:
   n, r = samples.tokens_bt.shape
   g = n // prompt.tokens.shape[0]
   rep = lambda x, axis=0: jnp.repeat(x, g, axis=axis)
   tokens_np, segs_np = rep(prompt.tokens), rep(prompt.segment_ids)
   p = tokens_np.shape[1]
   prompt_len_n = jnp.sum(segs_np != 0, axis=1)
-  j = jnp.arange(p + r)[None, :]
+  j = jnp.arange(length)[None, :]
   from_prompt = j < prompt_len_n[:, None]
   k = j - prompt_len_n[:, None]  # Index into the response.
   from_response = (k >= 0) & (k < samples.lengths_b[:, None])
@@ -132,11 +135,32 @@ def _assemble(prompt: ModelInputs, next_position_b, samples: sampler.SampleOutpu
   return RLBatch(inputs, old_logp, advantages_n.astype(jnp.float32), loss_mask)
 
 
-def assemble(generation: Generation, advantages_n: jax.Array) -> RLBatch:
-  """Prompt + response sequences [N, P + R] with aligned log-probs and loss mask."""
+def assemble(generation: Generation, advantages_n: jax.Array, length_multiple: int = 0
+             ) -> RLBatch:
+  """Prompt + response sequences [N, L] with aligned log-probs and loss mask.
+
+  L is P + R, or with `length_multiple` > 0 the longest prompt + response of the rollout
+  rounded up to a multiple of it (at most P + R). The update's result is the same (the
+  dropped columns are padding, masked everywhere); its cost falls with L. Each distinct L
+  compiles the update once, so the multiple trades padding against compilations.
+  """
   prompts = generation.prompts
   return _assemble(jax.tree.map(jnp.asarray, prompts.inputs),
-                   jnp.asarray(prompts.next_position), generation.samples, advantages_n)
+                   jnp.asarray(prompts.next_position), generation.samples, advantages_n,
+                   length=update_length(generation, length_multiple))
+
+
+def update_length(generation: Generation, length_multiple: int = 0) -> int:
+  """The token columns `assemble` keeps (see there)."""
+  if length_multiple < 0:
+    raise ValueError(f"length_multiple must be >= 0, got {length_multiple}")
+  full = generation.prompts.inputs.tokens.shape[1] + generation.samples.tokens_bt.shape[1]
+  if not length_multiple:
+    return full
+  prompt_len_b = np.sum(np.asarray(generation.prompts.inputs.segment_ids) != 0, axis=1)
+  used = np.repeat(prompt_len_b, generation.num_samples) + np.asarray(
+      generation.samples.lengths_b)
+  return min(full, -(-int(used.max()) // length_multiple) * length_multiple)
 
 
 def reward_metrics(rollout: Rollout, rewards) -> Mapping[str, float]:

@@ -51,11 +51,15 @@ class TrainerConfig:
   # Storage dtype of the frozen reference's floating parameters (None: the policy's own);
   # see `reference_copy`.
   reference_dtype: str | None = None
+  # Each update's sequences are cut to the rollout's longest prompt + response, rounded up
+  # to this many tokens (0: the whole prompt + response budget); see rollout.assemble.
+  length_multiple: int = 0
 
   def __post_init__(self):
-    if self.iterations < 0 or self.updates_per_rollout < 1 or self.checkpoint_every < 1:
+    if (self.iterations < 0 or self.updates_per_rollout < 1 or self.checkpoint_every < 1
+        or self.length_multiple < 0):
       raise ValueError(f"TrainerConfig: iterations >= 0, updates_per_rollout >= 1, "
-                       f"checkpoint_every >= 1; got {self}")
+                       f"checkpoint_every >= 1, length_multiple >= 0; got {self}")
     if self.loss not in losses.LOSSES:
       raise ValueError(f"TrainerConfig.loss {self.loss!r} is not one of {sorted(losses.LOSSES)}")
     if not isinstance(self.loss_config, losses.LOSSES[self.loss].config_cls):
@@ -191,7 +195,7 @@ class RLTrainer:
         rewards = self.reward_fn(rollout)
       with timer.phase("update"):
         adv_n, keep_n, adv_stats = self._advantages(rollout, rewards, len(prompts.rows))
-        batch = rollout_lib.assemble(generation, adv_n)
+        batch = rollout_lib.assemble(generation, adv_n, cfg.length_multiple)
         batch = batch.replace(loss_mask=batch.loss_mask * keep_n[:, None])
         for part in _split_rows(batch, cfg.updates_per_rollout):
           self.state, step_metrics = self.step_fn(self.state, self.ref_params, part)
@@ -202,6 +206,7 @@ class RLTrainer:
       host.update({"response_length": float(np.mean(rollout.response_lengths)),
                    "response_length_max": float(np.max(rollout.response_lengths)),
                    "truncated_fraction": float(np.mean(rollout.truncated)),
+                   "update_length": float(batch.loss_mask.shape[1]),
                    **timer.summary()})
       stats = getattr(self.rollout_fn, "last_stats", None)  # E.g. the search agent's tool use.
       if stats is not None:

@@ -510,7 +510,8 @@ def rl_stage(name: str):
         normalise_per_objective=cfg.normalise_per_objective,
         step=train_step.StepConfig(micro_batches=cfg.micro_batches, temperature=cfg.temperature,
                                    logits_chunk=cfg.logits_chunk),
-        checkpoint_every=cfg.checkpoint_every, reference_dtype=cfg.get("reference_dtype"))
+        checkpoint_every=cfg.checkpoint_every, reference_dtype=cfg.get("reference_dtype"),
+        length_multiple=cfg.length_multiple)
     uses_tool = cfg.rollout == "search" and _search_engine(ladder) is not None
     run = trainer.RLTrainer(config, ladder.model_config, params, optimizer, data,
                             _reward_fn(ladder, cfg, tool_turns=uses_tool),

@@ -206,6 +206,26 @@ def test_tool_output_is_appended_and_masked_out_of_the_loss(search_run):
   assert samples.lengths_b[0] == len(CALL) + len(response) + len(ANSWER)
 
 
+def test_a_length_multiple_keeps_the_used_columns_and_drops_only_padding(search_run):
+  _, generation, samples, _, _, _ = search_run
+  full = jax.device_get(rollout.assemble(generation, jnp.ones([4])))
+  prompt_len_b = generation.prompts.inputs.segment_ids.astype(bool).sum(1)
+  used = int((prompt_len_b + samples.lengths_b).max())  # Tool output included.
+  width = full.loss_mask.shape[1]
+  assert used < width - 4
+  for multiple, expected in [(0, width), (1, used), (4, -(-used // 4) * 4), (width + 1, width)]:
+    assert rollout.update_length(generation, multiple) == expected
+    cut = jax.device_get(rollout.assemble(generation, jnp.ones([4]), length_multiple=multiple))
+    for a, b in zip(jax.tree.leaves(cut), jax.tree.leaves(full)):
+      if a.ndim and a.shape[-1] == expected and b.shape[-1] == width:  # The token axis.
+        np.testing.assert_array_equal(a, b[..., :expected])
+        if expected < width:  # What is dropped is padding, out of every mask.
+          assert not b[..., expected:].any()
+    np.testing.assert_array_equal(cut.advantages, full.advantages)
+  with pytest.raises(ValueError, match="length_multiple must be >= 0"):
+    rollout.update_length(generation, -1)
+
+
 _forward = jax.jit(vlm.Qwen25VL(CONFIG).apply)
 
 

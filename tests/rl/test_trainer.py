@@ -65,6 +65,23 @@ def test_killed_run_resumes_exactly(tmp_path):
       assert split_last[key] == value, key
 
 
+def test_updates_cut_to_a_length_multiple_give_the_whole_budgets_result(tmp_path):
+  whole = _trainer(tmp_path / "whole", iterations=2)
+  whole.run()
+  cut = _trainer(tmp_path / "cut", iterations=2, length_multiple=5)
+  cut.run()
+  # Prompts of 6 tokens padded to 8, then 4 sampled tokens (no stop token): 12 columns,
+  # of which 10 are used.
+  assert [m["update_length"] for m in _rewards(tmp_path / "whole")] == [12.0, 12.0]
+  assert [m["update_length"] for m in _rewards(tmp_path / "cut")] == [10.0, 10.0]
+  for key in ("loss", "grad_norm", "entropy", "reward/total"):  # The loss is ~0 on policy.
+    np.testing.assert_allclose([m[key] for m in _rewards(tmp_path / "cut")],
+                               [m[key] for m in _rewards(tmp_path / "whole")], rtol=1e-4, atol=1e-6)
+  # Adam's steps are lr-sized (3e-3); reduction order moves a few near-zero moments.
+  for a, b in zip(jax.tree.leaves(cut.state.params), jax.tree.leaves(whole.state.params)):
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
 def test_nonfinite_rewards_skip_the_update_and_the_run_goes_on(tmp_path):
   calls = []
 
