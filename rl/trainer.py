@@ -53,6 +53,7 @@ class TrainerConfig:
   reference_dtype: str | None = None
   # Each update's sequences are cut to the rollout's longest prompt + response, rounded up
   # to this many tokens (0: the whole prompt + response budget); see rollout.assemble.
+  # Where the mesh shards the length axis, make it a multiple of that axis's size.
   length_multiple: int = 0
 
   def __post_init__(self):
