@@ -35,6 +35,7 @@ from safework import convert
 from safework import report as report_lib
 from safework import stages
 from safework.infra import checkpoint, sharding
+from safework.infra import metrics as metrics_lib
 
 POLICY_STAGES = ("sft", "m3rl_a", "m3rl_b", "efficient", "search")
 # Stages that neither read nor change the judges: with config.overlap_judges the judges
@@ -213,21 +214,26 @@ class Ladder:
     DONE.json. Returns the stage's output parameters."""
     start = time.time()
     logging.info("stage %s: starting", name)
-    params, record = stages.STAGES[name](self, params)
+    with metrics_lib.CompileTime() as compiled:
+      params, record = stages.STAGES[name](self, params)
     record["seconds"] = time.time() - start
+    record["compile_seconds"], record["programs_compiled"] = compiled.seconds, compiled.programs
     if name in POLICY_STAGES:
       self.save_final(name, params)
     (self.workdir / name / "DONE.json").write_text(json.dumps(record, indent=2))
-    logging.info("stage %s: done in %.0f s", name, record["seconds"])
+    logging.info("stage %s: done in %.0f s (%.0f s compiling %d programs)", name,
+                 record["seconds"], compiled.seconds, compiled.programs)
     return params
 
   def write_report(self) -> epath.Path:
-    points, curves, oracle_curves, timings = [], {}, {}, {}
+    points, curves, oracle_curves, timings, compiling = [], {}, {}, {}, {}
     judge_table = refresh_table = None
     for name in self.config.stages:
       record = self.done_record(name) or {}
       if "seconds" in record:
         timings[TITLES.get(name, name)] = record["seconds"]
+      if "compile_seconds" in record:
+        compiling[TITLES.get(name, name)] = record["compile_seconds"]
       if "judge_table" in record:
         judge_table = record["judge_table"]
       if "refresh_table" in record:
@@ -241,7 +247,8 @@ class Ladder:
         oracle_curves[TITLES[name]] = report_lib.reward_curve(metrics, "oracle/total")
     notes = stages.findings(points) if points else ()
     path = report_lib.write(self.workdir, points, curves, judge_table, timings, notes,
-                            oracle_curves=oracle_curves, refresh_table=refresh_table,
+                            compiling=compiling, oracle_curves=oracle_curves,
+                            refresh_table=refresh_table,
                             scored_by=("exactly by the world's oracle" if self.world is not None
                                        else "by the run's judges and rule verifiers (on "
                                        "config.data.eval_jsonl)"))

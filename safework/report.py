@@ -122,11 +122,14 @@ def reward_curve(metrics_jsonl: pathlib.Path, key: str = "reward/total"
 def write(directory: pathlib.Path, points: Sequence[tuple[str, Mapping[str, float]]],
           curves: Mapping[str, Sequence[tuple[int, float]]],
           judge_table: str | None = None, timings: Mapping[str, float] | None = None,
-          notes: Sequence[str] = (),
+          notes: Sequence[str] = (), compiling: Mapping[str, float] | None = None,
           oracle_curves: Mapping[str, Sequence[tuple[int, float]]] | None = None,
           refresh_table: str | None = None, scored_by: str = "exactly by the world's oracle"
           ) -> pathlib.Path:
-  """Writes report.md, ai45.png and rewards.png into `directory`; returns report.md."""
+  """Writes report.md, ai45.png and rewards.png into `directory`; returns report.md.
+
+  `timings` are each stage's wall seconds and `compiling` (optional) the seconds of them
+  that XLA spent compiling. Stages that ran beside each other both count in the total."""
   directory.mkdir(parents=True, exist_ok=True)
   ai45_plot(points, directory / "ai45.png")
   reward_plot(curves, directory / "rewards.png", oracle_curves)
@@ -144,9 +147,13 @@ def write(directory: pathlib.Path, points: Sequence[tuple[str, Mapping[str, floa
     lines += ["## Judge refresh (accuracy on held-out responses of the CoT-SFT policy)", "",
               refresh_table, ""]
   if timings:
-    lines += ["## Time", "", "| stage | seconds |", "|---|---|"]
-    lines += [f"| {k} | {v:.0f} |" for k, v in timings.items()]
-    lines += [f"| total | {sum(timings.values()):.0f} |", ""]
+    compiling = compiling or {}
+    cell = lambda seconds: "–" if seconds is None else f"{seconds:.0f}"
+    lines += ["## Time", "", "| stage | seconds | of which compiling |", "|---|---|---|"]
+    lines += [f"| {k} | {v:.0f} | {cell(compiling.get(k))} |" for k, v in timings.items()]
+    known = [compiling[k] for k in timings if k in compiling]
+    lines += [f"| total | {sum(timings.values()):.0f} | "
+              f"{cell(sum(known) if known else None)} |", ""]
   lines += ["TensorBoard: `tensorboard --logdir <workdir>` (each stage writes `<stage>/metrics`)."]
   path = directory / "report.md"
   path.write_text("\n".join(lines) + "\n")

@@ -29,6 +29,7 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, Any, Protocol
@@ -287,3 +288,51 @@ def _flatten_hparams(hparams: Any, prefix: str = "") -> dict[str, Any]:
     else:
       flat[name] = str(value)
   return flat
+
+
+# jax's monitoring event for one XLA compile (or persistent-cache load), from jax._src.dispatch.
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+class CompileTime:
+  """Seconds XLA spent compiling the programs that the current thread ran for the first
+  time while the `with` block was open (a program loaded from the persistent compilation
+  cache counts its load), and how many programs. Compiles in other threads (e.g. judges
+  training beside CoT-SFT) are not counted. Uses jax's monitoring events.
+
+    with metrics.CompileTime() as compiled:
+      run()
+    compiled.seconds, compiled.programs
+  """
+
+  _lock = threading.Lock()
+  _open: dict[int, list[CompileTime]] = {}  # Thread id -> the blocks open in it.
+  _listening = False
+
+  def __init__(self):
+    self.seconds = 0.0
+    self.programs = 0
+
+  def __enter__(self) -> CompileTime:
+    with CompileTime._lock:
+      if not CompileTime._listening:
+        jax.monitoring.register_event_duration_secs_listener(CompileTime._record)
+        CompileTime._listening = True
+      CompileTime._open.setdefault(threading.get_ident(), []).append(self)
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    with CompileTime._lock:
+      blocks = CompileTime._open[threading.get_ident()]
+      blocks.remove(self)
+      if not blocks:
+        del CompileTime._open[threading.get_ident()]
+
+  @staticmethod
+  def _record(event: str, duration: float, **_) -> None:
+    if event != COMPILE_EVENT:
+      return
+    with CompileTime._lock:
+      for block in CompileTime._open.get(threading.get_ident(), ()):
+        block.seconds += duration
+        block.programs += 1

@@ -158,13 +158,17 @@ def test_report_writes_the_table_and_plots(tmp_path):
   better = dict(m, safety=m["safety"] + 0.1, capability=m["capability"] + 0.1)
   path = report.write(tmp_path, [("CoT-SFT", m), ("M³-RL B", better)],
                       {"M³-RL B": [(1, 0.5), (2, 0.7)]}, judge_table="| judge |",
-                      timings={"CoT-SFT": 12.0}, notes=["a finding"])
+                      timings={"CoT-SFT": 12.0, "M³-RL B": 30.4},
+                      compiling={"M³-RL B": 6.2}, notes=["a finding"])
   text = path.read_text()
   assert "| safety axis | " + f"{m['safety']:.3f} | {better['safety']:.3f} |" in text
   # A row whose count is the same at every checkpoint says it in its title.
   value = f"{m['value_accuracy']:.1%}"
   assert f"| value accuracy (n={m['n/value_accuracy']:.0f}) | {value} | {value} |" in text
-  assert "a finding" in text and "| judge |" in text and "| total | 12 |" in text
+  assert "a finding" in text and "| judge |" in text
+  # Each stage's seconds and the compiling among them, a dash where it was not recorded.
+  assert "| CoT-SFT | 12 | – |" in text and "| M³-RL B | 30 | 6 |" in text
+  assert "| total | 42 | 6 |" in text
   for png in ("ai45.png", "rewards.png"):
     assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

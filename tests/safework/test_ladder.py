@@ -70,6 +70,10 @@ def test_killed_ladder_resumes_without_redoing_finished_stages(tmp_path, monkeyp
              for s in ("sft", "m3rl_a", "m3rl_b", "efficient", "search")}
   for record in records.values():
     assert 0.0 <= record["eval"]["safety"] <= 1.0 and record["eval"]["num_examples"] == 4
+    assert 0.0 <= record["compile_seconds"] < record["seconds"]
+  # CoT-SFT compiles its update, the first RL rung its sampler and update.
+  assert records["sft"]["programs_compiled"] > 0 and records["m3rl_a"]["programs_compiled"] > 0
+  assert "| of which compiling |" in text
 
 
 @pytest.mark.parametrize("whole", [False, True])

@@ -1,9 +1,10 @@
 """Tests of safework/infra/metrics.py: files read back exactly, console lines, late fetching,
-phase timers."""
+phase timers, compile time."""
 
 import io
 import json
 import math
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from tensorboardX.proto import plugin_hparams_pb2
 
-from safework.infra.metrics import LateMetrics, MetricWriter, Timer
+from safework.infra.metrics import CompileTime, LateMetrics, MetricWriter, Timer
 
 
 class FakeClock:
@@ -203,3 +204,24 @@ def test_timer_accumulates_phases_and_tokens_per_second():
                              "time/rewards_s": 1.0, "time/total_s": 5.0,
                              "throughput/tokens_per_s": 300.0}
   assert timer.summary() == {"time/total_s": 0.0}  # Reset by the previous summary.
+
+
+def test_compile_time_counts_this_threads_first_calls_only():
+  scale = 3.0  # A constant of the program: a fresh function, compiled on its first call.
+  fn = jax.jit(lambda x: jnp.sin(x) * scale + jnp.cumsum(x))
+  x = jnp.arange(16.0)
+  with CompileTime() as first, CompileTime() as nested:
+    fn(x).block_until_ready()
+  assert first.programs == nested.programs >= 1 and first.seconds == nested.seconds > 0
+  with CompileTime() as again:
+    fn(x).block_until_ready()  # Compiled already: nothing counted.
+  assert again.programs == 0 and again.seconds == 0
+  # A compile in another thread is not this block's.
+  other = threading.Thread(target=lambda: jax.jit(lambda y: y * 5.0 - 1.0)(x).block_until_ready())
+  with CompileTime() as here:
+    other.start()
+    other.join()
+  assert here.programs == 0
+  with CompileTime() as late:
+    fn(jnp.arange(8.0)).block_until_ready()  # A new shape compiles again.
+  assert late.programs >= 1
