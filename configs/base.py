@@ -121,6 +121,10 @@ def common(args):
       "batch_size": 64,  # Prompts per generation batch.
       "max_new_tokens": 128 if args["runlocal"] else 8192,  # Response budget, tokens.
       "max_prompt_tokens": 128 if args["runlocal"] else 8192,  # Prompt budget, tokens.
+      # (ours) Decode a batch's unfinished rows in narrower states as the others stop
+      # (rl/sampler.py `decode(compact=True)`), so a batch does not run at full width for
+      # its longest answer. Its logits can differ in the last bit from a full-width decode.
+      "compact": True,
       # Confidence-weighted voting (METHOD.md §4): each prompt's answer is the vote winner
       # of this many sampled trajectories (0: one greedy response, as the report's rows).
       # Measured on the demo's search-RL checkpoint, 8 votes: at temperature 1 the

@@ -70,6 +70,13 @@ class KVCache:
     return KVCache(jnp.take(self.k, rows_r, axis=1), jnp.take(self.v, rows_r, axis=1),
                    jnp.take(self.lengths, rows_r, axis=0))
 
+  def put_rows(self, rows_r: jax.Array, other: KVCache) -> KVCache:
+    """This cache with row `rows_r[r]` replaced by row r of `other` (same slots); an
+    index past the last row drops that row of `other`."""
+    put = lambda x, y, axis: x.at[(slice(None),) * axis + (rows_r,)].set(y, mode="drop")
+    return KVCache(put(self.k, other.k, 1), put(self.v, other.v, 1),
+                   put(self.lengths, other.lengths, 0))
+
   def repeat_rows(self, times: int) -> KVCache:
     """Each row repeated `times` times, consecutively: row b becomes rows b*G .. b*G+G-1."""
     return self.take_rows(jnp.asarray(np.repeat(np.arange(self.batch_size), times)))

@@ -39,6 +39,8 @@ class PromptBatch:
   inputs: ModelInputs  # numpy arrays, B rows.
   next_position: np.ndarray  # int32 [B].
   rows: Sequence[Any]  # per prompt: an object with uid, label, gold, meta, example.
+  # bool [B]: rows that only pad a partial batch (nothing is generated for them).
+  padding: np.ndarray | None = None
 
   @classmethod
   def from_data(cls, batch, config: ModelConfig) -> PromptBatch:
@@ -49,12 +51,21 @@ class PromptBatch:
     # a token in every row, so each padding row gets a one-token dummy prompt; its row
     # info stays None and its samples are ignored.
     segment_ids = np.array(arrays["segment_ids"], copy=True)
-    segment_ids[~segment_ids.any(axis=1), 0] = 1
+    padding = ~segment_ids.any(axis=1)
+    segment_ids[padding, 0] = 1
     inputs, next_position = make_inputs(
         arrays["tokens"], segment_ids, config,
         arrays["patches"] if has_images else None, arrays["grids"] if has_images else None)
     rows = [row[0] if row else None for row in batch.rows]
-    return cls(inputs, next_position, rows)
+    return cls(inputs, next_position, rows, padding)
+
+  def budgets(self, max_new_tokens: int) -> np.ndarray:
+    """int32 [B] response budgets: `max_new_tokens`, 0 for a padding row (done at once,
+    so a partial batch decodes no longer than its real rows need)."""
+    budgets = np.full((len(self.rows),), max_new_tokens, np.int32)
+    if self.padding is not None:
+      budgets[self.padding] = 0
+    return budgets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +84,9 @@ class SamplingConfig:
   max_new_tokens: int = 64  # Response budget, tokens.
   method: Method = Temperature(1.0)  # The training policy samples at temperature 1.
   stop_tokens: tuple[int, ...] = ()  # Token ids that end a response (the turn end).
+  # Decode the running rows in narrower states as the others finish (`sampler.decode`'s
+  # `compact`): faster, but not bit-identical to the full width, so off for training.
+  compact: bool = False
 
 
 def sampler_rollout(model_config: ModelConfig, config: SamplingConfig) -> RolloutFn:
@@ -82,7 +96,9 @@ def sampler_rollout(model_config: ModelConfig, config: SamplingConfig) -> Rollou
     samples = sampler.sample(params, prompts.inputs, prompts.next_position, config=model_config,
                              num_samples=config.num_samples, method=config.method,
                              max_new_tokens=config.max_new_tokens,
-                             stop_tokens=config.stop_tokens, rng=rng)
+                             stop_tokens=config.stop_tokens, rng=rng,
+                             max_new_tokens_b=prompts.budgets(config.max_new_tokens),
+                             compact=config.compact)
     return Generation(prompts, samples, config.num_samples)
 
   return rollout

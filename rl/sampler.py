@@ -18,6 +18,7 @@ What each caller does with them:
   * Value-guided step search: `segment_end_tokens=(step_delimiter,)`, then
     `fork(state, k)`, score on the host, `select(state, best_rows)`, `decode` again.
   * Holding rows out of a `decode`: `finish(state, rows)`, then `resume(state, rows)`.
+  * Evaluation: `decode(..., compact=True)` narrows the state as rows finish.
   * Human CoT editing / forced prefixes: `sample(..., forced_prefix=ids)` or `append` after
     `prefill`: the prefix is part of the response (mask 0) and decoding continues from it.
 
@@ -181,23 +182,30 @@ def _prefill_state(params, inputs: ModelInputs, next_position_b: jax.Array,
 
 
 def _decode_loop(params, state: SamplingState, method: Method, stop_tokens: tuple[int, ...],
-                 segment_end_tokens: tuple[int, ...], max_steps: int) -> SamplingState:
-  """Draws until every row is done or paused at a segment end, or `max_steps` draws."""
+                 segment_end_tokens: tuple[int, ...], max_steps: int, min_running: int = 0,
+                 ids_b: jax.Array | None = None) -> tuple[SamplingState, jax.Array]:
+  """Draws until every row is done or paused at a segment end, `max_steps` draws, or (with
+  `min_running` > 0) at most `min_running` rows running. Row b draws with `ids_b[b]` (its
+  row in the state a compacted decode came from; default b). Returns the state and which
+  rows are still running (neither done nor paused)."""
   model = Qwen25VL(state.config)
   b, t = state.tokens_bt.shape
   rows_b = jnp.arange(b)
+  ids_b = rows_b if ids_b is None else ids_b
   stop_s = jnp.asarray(stop_tokens, jnp.int32)
   segment_end_s = jnp.asarray(segment_end_tokens, jnp.int32)
 
   def cond(carry):
     state, paused_b, step = carry
-    return (step < max_steps) & jnp.any(~state.done_b & ~paused_b)
+    running_b = ~state.done_b & ~paused_b
+    go = (step < max_steps) & jnp.any(running_b)
+    return go & (jnp.sum(running_b) > min_running) if min_running else go
 
   def body(carry):
     state, paused_b, step = carry
     active_b = ~state.done_b & ~paused_b
     key = jax.random.fold_in(state.rng, state.draws)
-    keys_b = jax.vmap(jax.random.fold_in, (None, 0))(key, rows_b)
+    keys_b = jax.vmap(jax.random.fold_in, (None, 0))(key, ids_b)
     logits_bv = sampling_methods.policy_logits(state.logits_bv, state.config)
     token_b = method.draw(logits_bv, keys_b)
     logp_b = sampling_methods.token_logprobs(logits_bv, token_b, method.temperature)
@@ -223,8 +231,8 @@ def _decode_loop(params, state: SamplingState, method: Method, stop_tokens: tupl
     return _constrain_state(state), paused_b, step + 1
 
   carry = (state, jnp.zeros((b,), bool), jnp.zeros((), jnp.int32))
-  state, _, _ = jax.lax.while_loop(cond, body, carry)
-  return state
+  state, paused_b, _ = jax.lax.while_loop(cond, body, carry)
+  return state, ~state.done_b & ~paused_b
 
 
 def _prefill_impl(params, inputs: ModelInputs, next_position_b: jax.Array,
@@ -234,9 +242,12 @@ def _prefill_impl(params, inputs: ModelInputs, next_position_b: jax.Array,
                         num_samples, max_new_tokens)
 
 
-def _decode_impl(params, state: SamplingState, *, method: Method, stop_tokens: tuple[int, ...],
-                 segment_end_tokens: tuple[int, ...], max_steps: int) -> SamplingState:
-  return _decode_loop(params, state, method, stop_tokens, segment_end_tokens, max_steps)
+def _decode_impl(params, state: SamplingState, ids_b: jax.Array | None = None, *,
+                 method: Method, stop_tokens: tuple[int, ...],
+                 segment_end_tokens: tuple[int, ...], max_steps: int, min_running: int = 0
+                 ) -> tuple[SamplingState, jax.Array]:
+  return _decode_loop(params, state, method, stop_tokens, segment_end_tokens, max_steps,
+                      min_running, ids_b)
 
 
 def _append_impl(params, state: SamplingState, chunk_bt: jax.Array, count_b: jax.Array
@@ -278,12 +289,31 @@ def _outputs_impl(state: SamplingState, *, stop_tokens: tuple[int, ...]) -> Samp
                       finished_b)
 
 
+def _put_rows(state: SamplingState, part: SamplingState, rows_r: jax.Array) -> SamplingState:
+  """`state` with row `rows_r[r]` replaced by row r of `part` (an index past the last row
+  drops that row of `part`); the rest of `state` is unchanged."""
+  put = lambda name: getattr(state, name).at[rows_r].set(getattr(part, name), mode="drop")
+  rows = {name: put(name) for name in ("logits_bv", "next_position_b", "tokens_bt",
+                                       "logprobs_bt", "sampled_bt", "length_b",
+                                       "max_length_b", "done_b")}
+  return _constrain_state(state.replace(cache=state.cache.put_rows(rows_r, part.cache),
+                                        draws=part.draws, **rows))
+
+
+def _compacted(state: SamplingState, rows_r: jax.Array, running: jax.Array) -> SamplingState:
+  """Rows `rows_r` of `state`, those past the first `running` marked done (fillers)."""
+  part = _take_rows(state, rows_r)
+  return part.replace(done_b=part.done_b | (jnp.arange(rows_r.shape[0]) >= running))
+
+
 _prefill_jit = jax.jit(_prefill_impl, static_argnames=("config", "num_samples", "max_new_tokens"))
 _decode_jit = jax.jit(_decode_impl, donate_argnames=("state",),
                       static_argnames=("method", "stop_tokens", "segment_end_tokens",
-                                       "max_steps"))
+                                       "max_steps", "min_running"))
 _append_jit = jax.jit(_append_impl, donate_argnames=("state",))
 _take_rows_jit = jax.jit(_take_rows)
+_compacted_jit = jax.jit(_compacted)
+_put_rows_jit = jax.jit(_put_rows, donate_argnames=("state",))
 _outputs_jit = jax.jit(_outputs_impl, static_argnames=("stop_tokens",))
 
 
@@ -395,7 +425,7 @@ def prefill(params, inputs: ModelInputs, next_position, *, config: ModelConfig,
 
 def decode(params, state: SamplingState, *, method: Method = Greedy(),
            stop_tokens: int | Sequence[int] = (), segment_end_tokens: int | Sequence[int] = (),
-           max_steps: int | None = None) -> SamplingState:
+           max_steps: int | None = None, compact: bool = False) -> SamplingState:
   """Decodes every row that is not done, on device, and returns the new state.
 
   A row stops for good at one of `stop_tokens` or at its budget (it becomes done); it
@@ -403,6 +433,14 @@ def decode(params, state: SamplingState, *, method: Method = Greedy(),
   when no row is running or after `max_steps` draws (default: the response width), so
   the host can stream or intervene. The stop or segment-end token is kept in the
   response and the cache. `state` is donated: use the returned one.
+
+  With `compact` (and no `max_steps`), once at most half of the rows are running (and the
+  state has at least `2 * COMPACT_MIN_ROWS`), they continue in a state half as wide,
+  recursively, and are written back at the end: a decode costs per row, so a batch no
+  longer runs at full width for its longest row. Each row draws with the same keys as without it, but its logits
+  can differ in the last bit (XLA's CPU kernels round differently at another width),
+  which can change a sampled token, so the RL rollouts leave it off (reproducible runs);
+  evaluation, whose greedy answers a last bit rarely changes, turns it on.
   """
   if not isinstance(method, (sampling_methods.Greedy, sampling_methods.Temperature,
                              sampling_methods.TopK, sampling_methods.TopP,
@@ -410,11 +448,37 @@ def decode(params, state: SamplingState, *, method: Method = Greedy(),
     raise ValueError(f"method must be one of rl.sampling_methods' methods, got {method!r}")
   vocab = state.config.text.vocab_size
   steps = state.max_new_tokens if max_steps is None else _positive_int(max_steps, "max_steps")
-  return _decode_jit(params, state, method=method,
-                     stop_tokens=_token_set(stop_tokens, "stop_tokens", vocab),
-                     segment_end_tokens=_token_set(segment_end_tokens, "segment_end_tokens",
-                                                   vocab),
-                     max_steps=steps)
+  static = dict(method=method, stop_tokens=_token_set(stop_tokens, "stop_tokens", vocab),
+                segment_end_tokens=_token_set(segment_end_tokens, "segment_end_tokens", vocab))
+  if not compact or max_steps is not None:
+    return _decode_jit(params, state, max_steps=steps, **static)[0]
+  return _decode_compacted(params, state, None, static)
+
+
+COMPACT_MIN_ROWS = 8  # `decode(compact=True)` narrows a state down to this many rows.
+
+
+def _decode_compacted(params, state: SamplingState, ids_b, static: dict) -> SamplingState:
+  # No step limit but the rows' budgets (<= the response width, the static `max_steps`).
+  b, steps = state.batch_size, state.max_new_tokens
+  half = b // 2
+  if half < COMPACT_MIN_ROWS:
+    return _decode_jit(params, state, ids_b, max_steps=steps, **static)[0]
+  state, running_b = _decode_jit(params, state, ids_b, max_steps=steps, min_running=half,
+                                 **static)
+  running_b = np.asarray(jax.device_get(running_b))
+  running = np.flatnonzero(running_b)
+  if not running.size:
+    return state
+  # The running rows first, then rows that are not running as fillers (done in the part).
+  rows = np.concatenate([running, np.flatnonzero(~running_b)[:half - running.size]])
+  rows_r = jnp.asarray(rows, jnp.int32)
+  part = _compacted_jit(state, rows_r, jnp.asarray(running.size, jnp.int32))
+  part_ids = rows_r if ids_b is None else jnp.take(ids_b, rows_r)
+  part = _decode_compacted(params, part, part_ids, static)
+  # Only the running rows go back: a filler's index is past the last row (dropped).
+  back = jnp.asarray(np.where(np.arange(half) < running.size, rows, b), jnp.int32)
+  return _put_rows_jit(state, part, back)
 
 
 def append(params, state: SamplingState, tokens_per_row: Sequence[Sequence[int]],
@@ -496,7 +560,8 @@ def outputs(state: SamplingState, stop_tokens: int | Sequence[int] = ()) -> Samp
 def sample(params, inputs: ModelInputs, next_position, *, config: ModelConfig,
            num_samples: int = 1, method: Method = Greedy(), max_new_tokens: int,
            stop_tokens: int | Sequence[int] = (), rng: jax.Array, max_new_tokens_b=None,
-           forced_prefix: Sequence[Sequence[int]] | None = None) -> SampleOutput:
+           forced_prefix: Sequence[Sequence[int]] | None = None, compact: bool = False
+           ) -> SampleOutput:
   """G responses for each of B prompts: prefill once, fork, decode to the end.
 
   Args:
@@ -517,5 +582,5 @@ def sample(params, inputs: ModelInputs, next_position, *, config: ModelConfig,
     # Appended to every sample: a prefix is short text, the forked prompt is the cost.
     state = append(params, state, [p for p in forced_prefix for _ in range(num_samples)],
                    range(b * num_samples))
-  state = decode(params, state, method=method, stop_tokens=stop_tokens)
+  state = decode(params, state, method=method, stop_tokens=stop_tokens, compact=compact)
   return outputs(state, stop_tokens)

@@ -187,14 +187,16 @@ class SearchRollout:
     g = self.sampling.num_samples
     state = sampler.prefill(params, prompts.inputs, prompts.next_position,
                             config=self.model_config,
-                            max_new_tokens=self.sampling.max_new_tokens, rng=rng, num_samples=g)
+                            max_new_tokens=self.sampling.max_new_tokens, rng=rng, num_samples=g,
+                            max_new_tokens_b=prompts.budgets(self.sampling.max_new_tokens))
     calls_n = np.zeros([state.batch_size], np.int64)
     segment_start_n = np.zeros([state.batch_size], np.int64)
     stats = SearchStats()
     explorable_n = np.repeat(self.explorable(prompts.rows), g)
     while True:
       state = sampler.decode(params, state, method=self.sampling.method,
-                             stop_tokens=self.stop_tokens, segment_end_tokens=self.segment_ends)
+                             stop_tokens=self.stop_tokens, segment_end_tokens=self.segment_ends,
+                             compact=self.sampling.compact)
       stats.segments += 1
       tokens_nt, length_n, budget_n, done_n = jax.device_get(
           (state.tokens_bt, state.length_b, state.max_length_b, state.done_b))

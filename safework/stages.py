@@ -425,7 +425,7 @@ def evaluate(ladder, params, rollout_fn: rollout.RolloutFn | None = None) -> dic
   sampling = rollout.SamplingConfig(
       num_samples=max(votes, 1), max_new_tokens=cfg.max_new_tokens,
       method=Temperature(cfg.get("vote_temperature", 1.0)) if votes else Greedy(),
-      stop_tokens=(ladder.tokenizer.special.im_end,))
+      stop_tokens=(ladder.tokenizer.special.im_end,), compact=cfg.get("compact", False))
   generate = generation.Generator(
       ladder.model_config, ladder.tokenizer,
       PipelineConfig(mode="prompt", batch_size=cfg.batch_size, max_tokens=cfg.max_prompt_tokens,

@@ -269,6 +269,67 @@ def test_fork_and_select_keep_rows_consistent(setup):
   np.testing.assert_array_equal(ends(picked), ends(state)[sources])
 
 
+# Compaction: 3 prompts x 11 samples = 33 rows narrow to 16, then to 8
+# (sampler.COMPACT_MIN_ROWS), as rows reach their staggered budgets.
+WIDE = 11
+
+
+def compacting(setup, monkeypatch, method, **decode_kwargs):
+  """(full-width outputs, compacted outputs, the widths the compacted decode ran at)."""
+  _, config, params, _, inputs, next_position = setup
+  budgets = 1 + (np.arange(len(ROWS) * WIDE) * 5) % NEW
+  widths = []
+  decode_jit = sampler._decode_jit
+
+  def spy(params, state, *args, **kwargs):
+    widths.append(state.batch_size)
+    return decode_jit(params, state, *args, **kwargs)
+
+  def decoded(compact):
+    state = sampler.prefill(params, inputs, next_position, config=config, max_new_tokens=NEW,
+                            rng=jax.random.key(5), num_samples=WIDE, max_new_tokens_b=budgets)
+    state = sampler.decode(params, state, method=method, compact=compact, **decode_kwargs)
+    return jax.tree.map(np.asarray, (sampler.outputs(state), state.done_b, state.draws))
+
+  full = decoded(False)
+  monkeypatch.setattr(sampler, "_decode_jit", spy)
+  return full, decoded(True), widths
+
+
+@pytest.mark.parametrize("method", [sm.Greedy(), TOP_K], ids=["greedy", "top_k"])
+def test_a_compacted_decode_draws_what_the_full_width_draws(setup, monkeypatch, method):
+  (full, full_done, full_draws), (out, done, draws), widths = compacting(setup, monkeypatch,
+                                                                         method)
+  assert widths == [33, 16, 8]  # It did narrow: at most half running each time.
+  np.testing.assert_array_equal(out.tokens_bt, full.tokens_bt)  # Same keys per row.
+  np.testing.assert_array_equal(out.lengths_b, 1 + (np.arange(33) * 5) % NEW)
+  np.testing.assert_array_equal(out.lengths_b, full.lengths_b)
+  np.testing.assert_array_equal(out.mask_bt, full.mask_bt)
+  np.testing.assert_allclose(out.logprobs_bt, full.logprobs_bt, atol=1e-5, rtol=0)
+  assert done.all() and full_done.all() and draws == full_draws == NEW
+
+
+def test_a_compacted_decode_pauses_rows_at_segment_ends_as_the_full_width(setup, greedy,
+                                                                          monkeypatch):
+  pause = (int(greedy.tokens_bt[0, 3]), int(greedy.tokens_bt[2 * G, 4]))
+  (full, full_done, _), (out, done, _), widths = compacting(
+      setup, monkeypatch, sm.Greedy(), segment_end_tokens=pause)
+  assert widths[0] == 33 and len(widths) > 1
+  paused = ~full_done
+  assert paused.any() and np.isin(
+      full.tokens_bt[paused, full.lengths_b[paused] - 1], pause).all()
+  np.testing.assert_array_equal(done, full_done)
+  np.testing.assert_array_equal(out.tokens_bt, full.tokens_bt)
+  np.testing.assert_array_equal(out.lengths_b, full.lengths_b)
+
+
+def test_a_decode_with_a_step_limit_is_not_compacted(setup, monkeypatch):
+  (full, _, _), (out, _, draws), widths = compacting(setup, monkeypatch, sm.Greedy(),
+                                                     max_steps=3)
+  assert widths == [33] and draws == 3
+  np.testing.assert_array_equal(out.tokens_bt, full.tokens_bt)
+
+
 def test_bad_inputs_fail_with_a_named_field(setup):
   _, config, params, batch, inputs, next_position = setup
   packed = inputs.replace(segment_ids=np.where(inputs.segment_ids > 0, 1 + (

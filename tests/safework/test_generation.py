@@ -2,6 +2,7 @@
 
 import jax
 
+from data.pipeline import Pipeline
 from data.pipeline_config import PipelineConfig
 from models import vlm
 from rl import rollout
@@ -31,6 +32,22 @@ def test_a_partial_last_batch_gives_the_same_responses_as_full_batches():
   assert texts == [t[0][0] for t in alone]
   assert lengths == [t[1][0] for t in alone]
   assert all(n > 0 for n in lengths)
+
+
+def test_a_padding_row_generates_nothing():
+  tokenizer = tiny_tokenizer()
+  config = tiny_model_config(tokenizer)
+  params = vlm.init_params(config, jax.random.key(0))
+  examples = [e for e in tiny_world().split("eval") if not e.images][:3]
+  generate = _generator(tokenizer, config, 2)
+  batches = list(Pipeline(examples, tokenizer, generate.pipeline_config))
+  prompts = rollout.PromptBatch.from_data(batches[1], config)
+  assert prompts.padding.tolist() == [False, True] and prompts.rows[1] is None
+  assert prompts.budgets(6).tolist() == [6, 0]
+  out = generate.rollout_fn(params, prompts, jax.random.key(1)).samples
+  # Its budget is 0: done at the prefill, so a partial batch decodes only its real rows.
+  assert int(out.lengths_b[0]) > 0 and int(out.lengths_b[1]) == 0
+  assert not out.mask_bt[1].any()
 
 
 def test_voted_answers_are_the_confidence_weighted_winners_of_each_prompts_samples():
