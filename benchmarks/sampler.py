@@ -1,6 +1,8 @@
 """Sampler speed: prefill and decode tokens/s of `rl.sampler` against transformers'
 `generate` (PyTorch, CPU) on identical weights, and the prefill saving of forking the
-cache G ways over repeating each prompt G times. Prints one JSON object per preset.
+cache G ways over repeating each prompt G times, and the saving of a compacted decode
+(`decode(compact=True)`) when rows end at different lengths. Prints one JSON object per
+preset.
 
   python -m benchmarks.sampler                       # tiny and small_100m, the issue's settings
   python -m benchmarks.sampler --presets=tiny --new_tokens=32 --layouts=scan --skip_transformers
@@ -93,12 +95,38 @@ def bench_ours(config, params, tokens, patches, grids, samples: int, new_tokens:
                                         max_new_tokens=new_tokens, rng=jax.random.key(0)))
   _, repeat_s = _timed(lambda: sampler.prefill(params, repeated, nxt, config=config,
                                                max_new_tokens=new_tokens, rng=jax.random.key(0)))
+  staggered = _staggered_decode(params, config, inputs, next_position, samples, new_tokens,
+                                method)
   return dict(compile_prefill_s=compile_prefill, compile_decode_s=compile_decode,
-              prefill_s=prefill_s, decode_s=decode_s,
+              prefill_s=prefill_s, decode_s=decode_s, **staggered,
               prefill_tokens_per_s=b * samples * t / prefill_s,
               decode_tokens_per_s=made / decode_s,
               total_tokens_per_s=made / (prefill_s + decode_s),
               repeat_prefill_s=repeat_s, fork_prefill_saving=repeat_s / prefill_s)
+
+
+def _staggered_decode(params, config, inputs, next_position, samples: int, new_tokens: int,
+                      method) -> dict:
+  """Rows whose budgets spread evenly over 1..new_tokens, as answers end at different
+  lengths in an evaluation: decode seconds at full width and compacted
+  (`decode(compact=True)`), each after a warm-up call."""
+  rows = inputs.tokens.shape[0] * samples
+  budgets = 1 + (np.arange(rows) * new_tokens) // rows
+
+  def decoded(compact):
+    state = sampler.prefill(params, inputs, next_position, config=config,
+                            max_new_tokens=new_tokens, rng=jax.random.key(0),
+                            num_samples=samples, max_new_tokens_b=budgets)
+    return _timed(lambda: sampler.decode(params, state, method=method, compact=compact))
+
+  out = {}
+  for compact in (False, True):
+    decoded(compact)
+    state, seconds = decoded(compact)
+    assert np.array_equal(np.asarray(state.length_b), budgets)
+    out["staggered_compact_decode_s" if compact else "staggered_decode_s"] = seconds
+  out["compact_speedup"] = out["staggered_decode_s"] / out["staggered_compact_decode_s"]
+  return out
 
 
 def bench_transformers(directory: str, config: ModelConfig, tokens, patches, grids,
