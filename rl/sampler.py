@@ -437,10 +437,11 @@ def decode(params, state: SamplingState, *, method: Method = Greedy(),
   With `compact` (and no `max_steps`), once at most half of the rows are running (and the
   state has at least `2 * COMPACT_MIN_ROWS`), they continue in a state half as wide,
   recursively, and are written back at the end: a decode costs per row, so a batch no
-  longer runs at full width for its longest row. Each row draws with the same keys as without it, but its logits
-  can differ in the last bit (XLA's CPU kernels round differently at another width),
-  which can change a sampled token, so the RL rollouts leave it off (reproducible runs);
-  evaluation, whose greedy answers a last bit rarely changes, turns it on.
+  longer runs at full width for its longest row. Each row draws with the same keys as
+  without it, but its logits can differ in the last bit (XLA's CPU kernels round
+  differently at another width), which can change a sampled token, so the RL rollouts
+  leave it off (reproducible runs); evaluation, whose greedy answers a last bit rarely
+  changes, turns it on.
   """
   if not isinstance(method, (sampling_methods.Greedy, sampling_methods.Temperature,
                              sampling_methods.TopK, sampling_methods.TopP,

@@ -58,3 +58,32 @@ def test_sharded_sampling_equals_one_device(setup):
   np.testing.assert_array_equal(sharded.tokens_bt, one.tokens_bt)
   np.testing.assert_allclose(sharded.logprobs_bt, one.logprobs_bt, atol=1e-5, rtol=0)
   assert (one.tokens_bt[0::2] != one.tokens_bt[1::2]).any()
+
+
+def test_a_compacted_decode_on_the_mesh_equals_one_device_at_full_width(setup, monkeypatch):
+  # 20 rows over (data, fsdp) narrow to 10, which the mesh does not divide (replicated).
+  directory, config, inputs, next_position = setup
+  mesh = sharding.make_mesh([("data", 2), ("fsdp", 2), ("tensor", 2)])
+  rules = sharding.DEFAULT_RULES
+  shardings = sharding.logical_shardings(hf_checkpoint.abstract_params(config), mesh, rules)
+  samples = 5
+  budgets = 1 + np.arange(len(ROWS) * samples) % NEW
+  kwargs = dict(config=config, max_new_tokens=NEW, rng=jax.random.key(6), num_samples=samples,
+                max_new_tokens_b=budgets)
+  method = sm.Temperature(1.0)
+  params = hf_checkpoint.load_params(directory, config, shardings)
+  widths, decode_jit = [], sampler._decode_jit
+  monkeypatch.setattr(sampler, "_decode_jit", lambda p, state, *a, **k: (
+      widths.append(state.batch_size), decode_jit(p, state, *a, **k))[1])
+  with sharding.activate(mesh, rules):
+    state = sampler.prefill(params, inputs, next_position, **kwargs)
+    state = sampler.decode(params, state, method=method, compact=True)
+    assert widths == [20, 10]
+    assert state.tokens_bt.sharding.spec[0] == ("data", "fsdp")  # Full width again.
+    compacted = jax.tree.map(np.asarray, sampler.outputs(state))
+  one = jax.tree.map(np.asarray, sampler.sample(
+      hf_checkpoint.load_params(directory, config), inputs, next_position, method=method,
+      **kwargs))
+  np.testing.assert_array_equal(compacted.lengths_b, budgets)
+  np.testing.assert_array_equal(compacted.tokens_bt, one.tokens_bt)
+  np.testing.assert_allclose(compacted.logprobs_bt, one.logprobs_bt, atol=1e-5, rtol=0)
