@@ -18,10 +18,9 @@ hours (15 min 9 s to 18 min 3 s for this tree; fresh workdir, nothing else runni
 report has each rung's seconds and its compiling). Each evaluation of the world's whole
 eval split (800 prompts, `eval.num_examples`, decoded narrower as answers end:
 `eval.compact`) takes about 25 s after CoT-SFT (its first, compiling) and 10-15 s after
-the later rungs. The runlocal world puts
-every token a search trace copies at a fixed distance, and CoT-SFT adds copy rows of that
-span (configs/sft.py), so the tiny policy from random init searches for entities it has
-never read. Its held-out table on those 800 prompts, scored by the world's oracle:
+the later rungs. The runlocal world puts every token a search trace copies at a fixed
+distance, and CoT-SFT adds copy rows of that span (configs/sft.py), so the tiny policy
+from random init searches for entities it has never read. Its held-out table on those 800 prompts, scored by the world's oracle:
 - after M³-RL the safety axis 0.422 -> 0.435 (safety score 0.360 -> 0.487) and general
   accuracy 43.3 -> 45.8% (110 of 240, +2.5 ± 8.9 points: within the evaluation's noise;
   configs/m3rl.py);
