@@ -40,10 +40,13 @@ class TrainState:
 
   @classmethod
   def create(cls, params, optimizer: optax.GradientTransformation) -> TrainState:
-    """The state before the first update. With parameters on a mesh, the leaves born
-    unplaced (the counters, the optimiser's step counts) are put on it replicated: the
-    state an update returns has them there, so otherwise the second update would see new
-    input types and trace and compile the step a second time."""
+    """The state before the first update, placed as the state an update returns, so the
+    second update reuses the first one's program. With parameters on a mesh, the leaves
+    born unplaced (the counters, the optimiser's step counts) are put on it replicated
+    (otherwise the second update traced and compiled the step again). With parameters
+    committed to one device (restored from a checkpoint), the optimiser state born
+    uncommitted is committed there too (otherwise the second update compiled the step
+    again: a restored judge's refresh compiled its update twice, 6.5 s)."""
     state = cls(jnp.zeros((), jnp.int32), params, optimizer.init(params),
                 jnp.zeros((), jnp.int32))
     leaves = jax.tree.leaves(state)
@@ -52,7 +55,11 @@ class TrainState:
     mesh = next((x.sharding.mesh for x in jax.tree.leaves(params)
                  if isinstance(getattr(x, "sharding", None), jax.sharding.NamedSharding)), None)
     if mesh is None:
-      return state
+      device = next((x.sharding for x in leaves if getattr(x, "committed", False)), None)
+      if device is None:
+        return state
+      return jax.tree.map(
+          lambda x: x if getattr(x, "committed", True) else jax.device_put(x, device), state)
     return jax.tree.map(
         lambda x: x if isinstance(getattr(x, "sharding", None), jax.sharding.NamedSharding)
         else jax.device_put(x, sharding.replicated(mesh)), state)

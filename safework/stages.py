@@ -12,6 +12,7 @@ import functools
 import json
 import pathlib
 from collections.abc import Callable, Mapping, Sequence
+from concurrent import futures
 from typing import Any
 
 import jax
@@ -267,25 +268,16 @@ def _judge_config(ladder, name: str) -> judges.JudgeConfig:
   return dataclasses.replace(config, scoring=verdicts.ScoringConfig(mode=scoring[name]))
 
 
-def run_judge_refresh(ladder, params):
-  """(ours) Fine-tunes each judge group on the policy's own samples, labelled by the
-  world's oracle, with a replay of its judge data (safework/judge_refresh.py), and reports
-  the judges' accuracy on held-out policy responses before and after."""
-  cfg = ladder.config.judge_refresh
-  if ladder.world is None:
-    raise ValueError("the judge_refresh stage labels the policy's samples with the world's "
-                     "oracle; there is no world (drop it from config.stages)")
-  if ladder.config.judges.hf_checkpoint:
-    raise ValueError("judge_refresh fine-tunes the trained judges; config.judges."
-                     "hf_checkpoint serves released ones (drop judge_refresh from stages)")
+def _refresh_examples(ladder, cfg, params):
+  """The refresh rung's samples of the policy `params` as judge examples, labelled by the
+  world's oracle: (train, held out), split by prompt."""
   recipe_set = recipes.RewardRecipes.from_config(cfg.get("reward") or recipes.authors_config())
 
   def judges_of_label(label):
     recipe = recipe_set.recipe(label)
     return [name for name, _ in recipe.terms if name in judges.DEFAULT_JUDGES] if recipe else []
 
-  sources = _rl_sources(ladder)
-  prompts = mixture(sources, dict(cfg.mix), cfg.prompts, seed=ladder.config.seed + 1)
+  prompts = mixture(_rl_sources(ladder), dict(cfg.mix), cfg.prompts, seed=ladder.config.seed + 1)
   sampling = rollout.SamplingConfig(num_samples=cfg.num_samples,
                                     max_new_tokens=cfg.max_new_tokens,
                                     method=Temperature(cfg.temperature),
@@ -297,36 +289,68 @@ def run_judge_refresh(ladder, params):
                      min_pixels=ladder.config.data.min_pixels,
                      max_pixels=ladder.config.data.max_pixels),
       _rollout_fn(ladder, sampling, use_tool=cfg.get("use_tool", False)))
+
   with sharding.activate(ladder.mesh, ladder.rules):
     responses = generate.all_samples(params, prompts, jax.random.key(ladder.config.seed + 1))
   kept = [(p, r) for p, r in zip(prompts, responses) if r]
   examples = judge_refresh.policy_judge_examples([p for p, _ in kept], [r for _, r in kept],
                                                  judges_of_label)
-  train, held_out = judge_refresh.split_by_prompt(examples, cfg.held_out_fraction,
-                                                  ladder.config.seed)
+  return judge_refresh.split_by_prompt(examples, cfg.held_out_fraction, ladder.config.seed)
+
+
+def run_judge_refresh(ladder, params):
+  """(ours) Fine-tunes each judge group on the policy's own samples, labelled by the
+  world's oracle, with a replay of its judge data (safework/judge_refresh.py), and reports
+  the judges' accuracy on held-out policy responses before and after.
+
+  With `config.overlap_judges` (a CPU run) the judges' update compiles in a second thread
+  while the policy samples, and the groups fine-tune in threads side by side: the same
+  programs and results as in turn, in less time."""
+  cfg = ladder.config.judge_refresh
+  if ladder.world is None:
+    raise ValueError("the judge_refresh stage labels the policy's samples with the world's "
+                     "oracle; there is no world (drop it from config.stages)")
+  if ladder.config.judges.hf_checkpoint:
+    raise ValueError("judge_refresh fine-tunes the trained judges; config.judges."
+                     "hf_checkpoint serves released ones (drop judge_refresh from stages)")
+  groups = _judge_groups(ladder)
   original = _examples(ladder, "judge_train", "judge_jsonl")
   model_config = _judge_model_config(ladder)
-  before = judge_training.evaluate(load_judges(ladder, {
-      g: _restore_judge(ladder, g, model_config) for g in _judge_groups(ladder)}), held_out)
-  refreshed = {}
-  for group in _judge_groups(ladder):
+  training = {g: _judge_training_config(ladder, g, cfg) for g in groups}
+  overlap = bool(ladder.config.get("overlap_judges", False))
+
+  def refresh(group, train):
     name = judge_training.group_name(group)
-    refreshed[group] = _restore_judge(ladder, group, model_config, "judge_refresh")
-    if refreshed[group] is not None:
+    restored = _restore_judge(ladder, group, model_config, "judge_refresh")
+    if restored is not None:
       logging.info("judge_refresh: %s already refreshed, restored", name)
-      continue
+      return restored
     mine = [e for e in train if e.meta["judge"] in group]
     data = mine + judge_refresh.replay(original, group, int(cfg.replay * len(mine)),
                                        ladder.config.seed)
     result = judge_training.train_judges(
-        judge_training.labelled_items(data), ladder.tokenizer, model_config,
-        _judge_training_config(ladder, group, cfg),
+        judge_training.labelled_items(data), ladder.tokenizer, model_config, training[group],
         params=_restore_judge(ladder, group, model_config),
-        callback=lambda step, _, loss, name=name: logging.info(
+        callback=lambda step, _, loss: logging.info(
             "judge_refresh %s: update %d/%d, loss %.4f", name, step, cfg.steps, loss),
         callback_every=max(cfg.steps // 5, 1))
     _save_judge(ladder, group, result.params, "judge_refresh")
-    refreshed[group] = result.params
+    return result.params
+
+  with futures.ThreadPoolExecutor(max_workers=len(groups) if overlap else 1,
+                                  thread_name_prefix="judge_refresh") as pool:
+    warm = None
+    if overlap:  # Any of the group's examples: a packed batch's shapes are fixed.
+      first = [e for e in original if e.meta["judge"] in groups[0]][:256]
+      warm = pool.submit(judge_training.compile_update, judge_training.labelled_items(first),
+                         ladder.tokenizer, model_config, training[groups[0]],
+                         _restore_judge(ladder, groups[0], model_config))
+    train, held_out = _refresh_examples(ladder, cfg, params)
+    before = judge_training.evaluate(load_judges(ladder, {
+        g: _restore_judge(ladder, g, model_config) for g in groups}), held_out)
+    if warm is not None:
+      warm.result()
+    refreshed = dict(zip(groups, pool.map(refresh, groups, [train] * len(groups))))
   served = load_judges(ladder, refreshed)
   after = judge_training.evaluate(served, held_out)
   checks = _pair_checks(ladder, served)

@@ -210,6 +210,69 @@ def _optimizer_and_step(model_config: ModelConfig, opt_config: optim.OptimizerCo
                                          train_step.sft_objective())
 
 
+def _optimizer_config(config: JudgeTrainingConfig) -> optim.OptimizerConfig:
+  return optim.OptimizerConfig(
+      learning_rate=config.learning_rate, total_steps=config.steps,
+      warmup_ratio=config.warmup_ratio, schedule=config.schedule,
+      weight_decay=config.weight_decay, grad_clip_norm=config.grad_clip_norm,
+      frozen=("visual",) if config.freeze_vision else ())
+
+
+def _start(items: Sequence[LabelledItem], tokenizer: tokenizer_lib.Tokenizer,
+           model_config: ModelConfig, config: JudgeTrainingConfig, params):
+  """The encoded rows, skipped counts, optimiser, update and first train state of a run."""
+  judges.check_compatible(model_config, tokenizer)
+  items = [li for li in items if li.judge in config.judges]
+  rows, skipped = _encode_all(items, tokenizer, config)
+  if not rows:
+    raise ValueError(f"judge training: no usable example for judges {config.judges}")
+  if params is None:
+    params = vlm.init_params(model_config, jax.random.key(config.seed))
+  optimizer, step_fn = _optimizer_and_step(model_config, _optimizer_config(config),
+                                           jax.tree.structure(params))
+  state = train_step.TrainState.create(jax.tree.map(jnp.copy, params), optimizer)
+  return rows, skipped, step_fn, state
+
+
+def _lookahead(config: JudgeTrainingConfig) -> int:
+  """Rows a packed batch is drawn from."""
+  return 4 * config.inputs.batch_size * max(1, config.inputs.max_tokens // 64)
+
+
+def _packed(rows, tokenizer: tokenizer_lib.Tokenizer, config: JudgeTrainingConfig):
+  """(host batch, indices of `rows` it took): rows first-fit into a packed batch."""
+  packed = dataclasses.replace(config.inputs, max_images=config.pack_max_images,
+                               max_patches=config.pack_max_patches)
+  return judges_inputs.pack_training(rows, packed, tokenizer.special.pad)
+
+
+def _device_batch(batch: judges_inputs.HostBatch, tokenizer: tokenizer_lib.Tokenizer,
+                  model_config: ModelConfig, config: JudgeTrainingConfig
+                  ) -> train_step.SFTBatch:
+  inputs = judges_inputs.model_inputs_of(batch, model_config, config.inputs.images)
+  return train_step.SFTBatch(inputs=jax.tree.map(jnp.asarray, inputs),
+                             loss_mask=jnp.asarray(_loss_mask(batch, tokenizer, config)))
+
+
+def compile_update(items: Sequence[LabelledItem], tokenizer: tokenizer_lib.Tokenizer,
+                   model_config: ModelConfig, config: JudgeTrainingConfig, params) -> None:
+  """Compiles the update that `train_judges(..., config, params=params)` runs, by running
+  it once on a copy of the state and a batch of `items` (any of the same judges: a
+  packed batch's shapes are fixed), so that a caller can compile while it does other
+  work (the refresh rung: while the policy samples). The training's result is unchanged;
+  a batch of another structure (one without images) still compiles its own program."""
+  rows, _, step_fn, state = _start(items, tokenizer, model_config, config, params)
+  if config.pack:
+    batch, _ = _packed(rows[:_lookahead(config)], tokenizer, config)
+  else:
+    chunk = rows[:config.inputs.batch_size]
+    batch = judges_inputs.assemble([r[0] for r in chunk], [r[1] for r in chunk],
+                                   config.inputs, tokenizer.special.pad,
+                                   targets=[r[2] for r in chunk])
+  jax.block_until_ready(step_fn(state, None, _device_batch(batch, tokenizer, model_config,
+                                                           config)))
+
+
 def train_judges(items: Sequence[LabelledItem], tokenizer: tokenizer_lib.Tokenizer,
                  model_config: ModelConfig, config: JudgeTrainingConfig = JudgeTrainingConfig(),
                  params=None, callback: Callable[[int, Any, float], None] | None = None,
@@ -227,44 +290,26 @@ def train_judges(items: Sequence[LabelledItem], tokenizer: tokenizer_lib.Tokeniz
       (e.g. to evaluate or log); the loss is that update's.
     callback_every: updates between callbacks.
   """
-  judges.check_compatible(model_config, tokenizer)
-  items = [li for li in items if li.judge in config.judges]
-  rows, skipped = _encode_all(items, tokenizer, config)
+  rows, skipped, step_fn, state = _start(items, tokenizer, model_config, config, params)
   if skipped:
     logging.warning("judge training: skipped examples by reason: %s", skipped)
-  if not rows:
-    raise ValueError(f"judge training: no usable example for judges {config.judges}")
-  if params is None:
-    params = vlm.init_params(model_config, jax.random.key(config.seed))
-  optimizer, step_fn = _optimizer_and_step(model_config, optim.OptimizerConfig(
-      learning_rate=config.learning_rate, total_steps=config.steps,
-      warmup_ratio=config.warmup_ratio, schedule=config.schedule,
-      weight_decay=config.weight_decay, grad_clip_norm=config.grad_clip_norm,
-      frozen=("visual",) if config.freeze_vision else ()), jax.tree.structure(params))
-  state = train_step.TrainState.create(jax.tree.map(jnp.copy, params), optimizer)
   rng = np.random.default_rng(config.seed)
   size = config.inputs.batch_size
-  packed = dataclasses.replace(config.inputs, max_images=config.pack_max_images,
-                               max_patches=config.pack_max_patches)
-  lookahead = 4 * size * max(1, config.inputs.max_tokens // 64)
+  lookahead = _lookahead(config)
   order = np.zeros([0], np.int64)
   losses = []
   for _ in range(config.steps):
     if len(order) < (lookahead if config.pack else size):
       order = np.concatenate([order, rng.permutation(len(rows))])
     if config.pack:
-      batch, taken = judges_inputs.pack_training([rows[i] for i in order[:lookahead]], packed,
-                                                 tokenizer.special.pad)
+      batch, taken = _packed([rows[i] for i in order[:lookahead]], tokenizer, config)
       order = np.delete(order, taken)
     else:
       chunk, order = order[:size], order[size:]
       batch = judges_inputs.assemble([rows[i][0] for i in chunk], [rows[i][1] for i in chunk],
                                      config.inputs, tokenizer.special.pad,
                                      targets=[rows[i][2] for i in chunk])
-    inputs = judges_inputs.model_inputs_of(batch, model_config, config.inputs.images)
-    sft = train_step.SFTBatch(inputs=jax.tree.map(jnp.asarray, inputs),
-                              loss_mask=jnp.asarray(_loss_mask(batch, tokenizer, config)))
-    state, metrics = step_fn(state, None, sft)
+    state, metrics = step_fn(state, None, _device_batch(batch, tokenizer, model_config, config))
     losses.append(metrics["loss"])
     if callback is not None and (len(losses) % callback_every == 0):
       callback(len(losses), state.params, float(metrics["loss"]))

@@ -188,6 +188,23 @@ def test_step_compiles_once_for_new_params_and_batches(world):
   assert int(state.step) == 3
 
 
+def test_a_state_of_committed_params_compiles_the_step_once(world):
+  """Parameters committed to a device (as a checkpoint restores them) beside an optimiser
+  state born uncommitted: `TrainState.create` commits the whole state, so every update
+  runs the first one's executable (a mixed first state compiled the step twice)."""
+  config, params, batch = world
+  committed = jax.device_put(params, jax.devices()[0])
+  assert all(x.committed for x in jax.tree.leaves(committed))
+  optimizer = optim.make_optimizer(optim.OptimizerConfig(total_steps=5), committed)
+  state = train_step.TrainState.create(jax.tree.map(jnp.copy, committed), optimizer)
+  assert all(x.committed for x in jax.tree.leaves(state))
+  step = train_step.make_step(config, train_step.StepConfig(), optimizer,
+                              train_step.rl_objective("ppo", losses.PPOConfig()))
+  for _ in range(3):
+    state, _ = step(state, None, batch)
+  assert int(state.step) == 3 and step._cache_size() == 1  # pylint: disable=protected-access
+
+
 def test_a_state_on_a_mesh_traces_the_step_once(world, monkeypatch):
   """Parameters on a mesh, a step without declared shardings (the SFT trainer's): the state
   `TrainState.create` returns has the types of the state an update returns, so the second

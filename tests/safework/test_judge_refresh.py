@@ -106,8 +106,9 @@ def test_the_stage_fine_tunes_each_group_from_its_judge_and_serves_the_result(
     return original(items, tokenizer, model_config, cfg, params=params, **kwargs)
 
   monkeypatch.setattr(judge_training, "train_judges", recording)
+  assert config.overlap_judges  # runlocal: the groups fine-tune in threads side by side.
   _, record = stages.run_judge_refresh(run, policy)
-  assert [c[0] for c in calls] == [("safety", "value", "helpfulness"), ("knowledge",)]
+  assert sorted(c[0] for c in calls) == [("knowledge",), ("safety", "value", "helpfulness")]
   for group, items, start in calls:
     assert {li.judge for li in items} <= set(group)
     policy_items = [li for li in items if "/policy" in li.example.uid]
@@ -146,6 +147,22 @@ def test_the_stage_fine_tunes_each_group_from_its_judge_and_serves_the_result(
     served = stages.load_judges(ladder.Ladder(alone, tmp_path))
   assert _same(served["knowledge"].model.params, first)
   assert "not the refreshed one in judge_refresh/" in caplog.text
+
+  # In turn (no overlap), in another workdir from the same judges: the same judges, bit for
+  # bit, and no update compiled ahead.
+  in_turn = shrunken()
+  in_turn.judges.groups = config.judges.groups
+  in_turn.overlap_judges = False
+  other = ladder.Ladder(in_turn, tmp_path / "in_turn")
+  for group in config.judges.groups:
+    stages._save_judge(other, group, stages._restore_judge(run, group, model_config), "judges")
+  warmed = []
+  monkeypatch.setattr(judge_training, "compile_update", lambda *a, **k: warmed.append(a))
+  stages.run_judge_refresh(other, policy)
+  assert not warmed
+  for group in config.judges.groups:
+    assert _same(stages._restore_judge(other, group, model_config, "judge_refresh"),
+                 stages._restore_judge(run, group, model_config, "judge_refresh"))
 
   # Killed after the first group: a rerun refreshes only the missing one.
   for path in sorted((tmp_path / "judge_refresh" / "knowledge").glob("**/*"), reverse=True):

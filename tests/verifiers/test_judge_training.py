@@ -87,6 +87,20 @@ def test_a_trained_judge_gives_its_training_verdicts():
   assert f"| safety | {len(safety)} | 1.000 | unsafe | {unsafe} | 1.000 | 1.000 | 1.000 |" in table
 
 
+def test_compile_update_compiles_the_program_training_then_runs():
+  config, tokenizer = test_judges.judge_config(), test_judges.judge_tokenizer()
+  items = judge_training.labelled_items(fit_examples())
+  cfg = dataclasses.replace(FIT_CONFIG, steps=2, learning_rate=1e-3)  # A program of its own.
+  params = vlm.init_params(config, jax.random.key(5))
+  _, step = judge_training._optimizer_and_step(
+      config, judge_training._optimizer_config(cfg), jax.tree.structure(params))
+  assert step._cache_size() == 0
+  judge_training.compile_update(items[::-1], tokenizer, config, cfg, params)
+  assert step._cache_size() == 1
+  result = judge_training.train_judges(items, tokenizer, config, cfg, params=params)
+  assert step._cache_size() == 1 and len(result.losses) == 2
+
+
 def test_the_auxiliary_lm_loss_weights_text_tokens_and_never_padding_or_vision():
   tok = test_judges.judge_tokenizer()
   sp = tok.special
