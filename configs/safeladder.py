@@ -14,7 +14,7 @@ writes report.md, ai45.png (capability against safety, one point per checkpoint)
 rewards.png (each stage's reward, and dashed the same reward with the oracle in the
 judges' place) to the workdir, with TensorBoard logs per stage. The target is 15 minutes
 on 2 cores; `make demo` measured 15 min 9 s to 18 min 12 s for the same work at different
-hours (15 min 16 s for this tree at 22.9 CPU-minutes; fresh workdir, nothing else running; the
+hours (14 min 14 s and 15 min 16 s for this tree; fresh workdir, nothing else running; the
 report has each rung's seconds and its compiling). Each evaluation of the world's whole
 eval split (800 prompts, `eval.num_examples`, decoded narrower as answers end:
 `eval.compact`) takes about 25 s after CoT-SFT (its first, compiling) and 10-15 s after
